@@ -1,0 +1,19 @@
+"""dcjax: Dataset Condensation with Gradient Matching (Zhao, Mopuri, Bilen, ICLR 2021) in JAX.
+
+    import dcjax
+    synset = dcjax.load_synthetic("runs/x")      # images, labels, metadata
+    accs = dcjax.evaluate(dcjax.get_model("ConvNet", 10), synset.images, synset.labels,
+                          x_test, y_test, key, num_models=5)
+"""
+from dcjax.checkpoint import SyntheticSet, export_npz, load_synthetic, save_synthetic
+from dcjax.condense import run as condense
+from dcjax.errors import CheckpointError, ConfigError, DataError, DcjaxError
+from dcjax.evaluate import EvalRecipe, evaluate
+from dcjax.matching import gradient_distance, matching_loss_and_grad
+from dcjax.nets import get_model
+
+__version__ = "0.1.0"
+
+__all__ = ["condense", "evaluate", "EvalRecipe", "load_synthetic", "save_synthetic", "export_npz",
+           "SyntheticSet", "get_model", "gradient_distance", "matching_loss_and_grad",
+           "DcjaxError", "ConfigError", "DataError", "CheckpointError"]

@@ -1,0 +1,143 @@
+"""Orbax storage of run state and of finished synthetic sets; nothing here unpickles.
+
+Two kinds of artefact live in a workdir:
+
+* `checkpoints/<iteration>/` — the condensation state (synthetic images, image-optimiser state,
+  PRNG key, iteration) plus the run's config as JSON, written by an Orbax `CheckpointManager`
+  (atomic: a half-written checkpoint is never taken for a finished one). Re-running the same
+  command resumes from the newest one.
+* `synthetic/` — the finished set: images (normalised, class-major), labels and a JSON metadata
+  record that says how to use them (dataset, mean/std, class names, ipc, model, iteration, the
+  evaluation recipe, config). Arrays are stored by Orbax (Zarr/TensorStore), metadata as JSON,
+  so loading a set never executes code from the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+import orbax.checkpoint as ocp
+
+from dcjax.errors import CheckpointError
+
+FORMAT_NAME = "dcjax-synthetic-set"
+FORMAT_VERSION = 1
+SYNTHETIC_DIR = "synthetic"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass
+class SyntheticSet:
+    """A condensed (or baseline) training set and what is needed to use it.
+
+    `images` are (N, H, W, C) float32 in the normalised space the set was learnt in; de-normalise
+    with `images * std + mean`. `labels` are (N,) int32, class-major (ipc images of class 0, ...).
+    """
+    images: np.ndarray
+    labels: np.ndarray
+    metadata: dict[str, Any]
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self.metadata["mean"], np.float32)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.asarray(self.metadata["std"], np.float32)
+
+    def denormalised(self) -> np.ndarray:
+        """Images in [0, 1] pixel units."""
+        return np.clip(self.images * self.std + self.mean, 0.0, 1.0)
+
+
+def _damaged(path: str, err: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is damaged or incomplete ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+        f"delete that directory to resume from an earlier checkpoint, or use a new --workdir")
+
+
+class RunCheckpoints:
+    """The condensation checkpoints of one workdir."""
+
+    def __init__(self, workdir: str, max_to_keep: int = 2):
+        self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+        self._manager = ocp.CheckpointManager(
+            self.directory, item_names=("state", "meta"),
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
+        path = os.path.join(self.directory, str(step))
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        except (FileNotFoundError, ValueError, KeyError, OSError, TypeError) as err:
+            raise _damaged(path, err) from err
+        return restored["state"], restored["meta"]
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def save_synthetic(directory: str, synset: SyntheticSet) -> str:
+    """Write `synset` to `directory` atomically (replacing an older set there); returns the path."""
+    directory = os.path.abspath(directory)
+    metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **synset.metadata}
+    arrays = {"images": np.asarray(synset.images, np.float32), "labels": np.asarray(synset.labels, np.int32)}
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        checkpointer.save(directory, args=ocp.args.Composite(
+            arrays=ocp.args.StandardSave(arrays), metadata=ocp.args.JsonSave(metadata)), force=True)
+    return directory
+
+
+def _load_npz(path: str) -> SyntheticSet:
+    with np.load(path, allow_pickle=False) as data:
+        if not {"images", "labels", "metadata"} <= set(data.files):
+            raise CheckpointError(f"{path} is not a dcjax synthetic set export (needs images, labels, metadata)")
+        metadata = json.loads(str(data["metadata"]))
+        return SyntheticSet(data["images"], data["labels"], metadata)
+
+
+def load_synthetic(path: str) -> SyntheticSet:
+    """Load a synthetic set from a workdir, a `synthetic/` directory, or an exported `.npz`."""
+    if path.endswith(".npz") and os.path.isfile(path):
+        return _load_npz(path)
+    candidate = os.path.join(path, SYNTHETIC_DIR)
+    directory = os.path.abspath(candidate if os.path.isdir(candidate) else path)
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"no synthetic set at {path}: expected a run's workdir, its '{SYNTHETIC_DIR}/' "
+                              f"directory or an exported .npz; has the run finished?")
+    if not os.path.isdir(os.path.join(directory, "metadata")) or not os.path.isdir(os.path.join(directory, "arrays")):
+        raise CheckpointError(f"{directory} is not a dcjax synthetic set (no 'arrays' and 'metadata' inside)")
+    try:
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            restored = checkpointer.restore(directory, args=ocp.args.Composite(
+                arrays=ocp.args.StandardRestore(), metadata=ocp.args.JsonRestore()))
+    except (FileNotFoundError, ValueError, KeyError, OSError, TypeError) as err:
+        raise _damaged(directory, err) from err
+    metadata = dict(restored["metadata"] or {})
+    if metadata.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{directory} is not a dcjax synthetic set (metadata format {metadata.get('format')!r})")
+    arrays = restored["arrays"]
+    return SyntheticSet(np.asarray(arrays["images"]), np.asarray(arrays["labels"]), metadata)
+
+
+def export_npz(synset: SyntheticSet, path: str) -> str:
+    """Write the set as a plain `.npz` (images, labels, metadata as a JSON string) for NumPy/PyTorch users."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, images=synset.images, labels=synset.labels,
+             metadata=np.asarray(json.dumps({"format": FORMAT_NAME, **synset.metadata})))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,66 @@
+"""Derived settings and up-front validation of a condensation config.
+
+`(T, zeta_theta)` — the number of matching steps per outer iteration ("outer_loop") and the inner
+network-update epochs between them ("inner_loop") — come from the paper's table by ipc unless the
+config sets them. The reference exits for any ipc outside {1, 10, 20, 30, 40, 50}; dcjax follows
+the paper's appendix instead: T = min(ipc, 50) and zeta_theta = max(1, 500 // T).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dcjax.errors import ConfigError
+from dcjax.matching import METRICS
+
+LOOPS_BY_IPC: dict[int, tuple[int, int]] = {
+    1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+INITS = ("noise", "real")
+
+
+def loops_for_ipc(ipc: int) -> tuple[int, int]:
+    """(outer_loop T, inner_loop zeta_theta) for `ipc` images per class."""
+    if ipc < 1:
+        raise ConfigError(f"ipc must be >= 1, got {ipc}; set config.ipc to a positive integer")
+    if ipc in LOOPS_BY_IPC:
+        return LOOPS_BY_IPC[ipc]
+    outer = min(ipc, 50)
+    return outer, max(1, 500 // outer)
+
+
+def resolved_loops(config: Any) -> tuple[int, int]:
+    """The config's (outer_loop, inner_loop), filling unset ones from `loops_for_ipc`."""
+    outer, inner = loops_for_ipc(int(config.ipc))
+    if config.get("outer_loop") is not None:
+        outer = int(config.outer_loop)
+    if config.get("inner_loop") is not None:
+        inner = int(config.inner_loop)
+    return outer, inner
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: Any) -> None:
+    """Raise ConfigError naming the first field with an unusable value."""
+    _require(isinstance(config.ipc, int) and config.ipc >= 1,
+             f"config.ipc must be an integer >= 1, got {config.ipc!r}")
+    _require(config.num_iterations >= 0,
+             f"config.num_iterations must be >= 0, got {config.num_iterations}")
+    for field in ("lr_img", "lr_net"):
+        _require(config[field] > 0, f"config.{field} must be > 0, got {config[field]}")
+    for field in ("batch_real", "batch_train", "checkpoint_every"):
+        _require(config[field] >= 1, f"config.{field} must be >= 1, got {config[field]}")
+    _require(0 <= config.momentum_img < 1, f"config.momentum_img must be in [0, 1), got {config.momentum_img}")
+    _require(config.metric in METRICS, f"config.metric must be one of {METRICS}, got {config.metric!r}")
+    _require(config.init in INITS, f"config.init must be one of {INITS}, got {config.init!r}")
+    outer, inner = resolved_loops(config)
+    _require(outer >= 1 and inner >= 0,
+             f"config.outer_loop must be >= 1 and config.inner_loop >= 0, got {outer}, {inner}")
+    _require(config.get("class_chunk") is None or config.class_chunk >= 1,
+             f"config.class_chunk must be unset or >= 1, got {config.get('class_chunk')}")
+    _require(config.eval.num_models >= 0, f"config.eval.num_models must be >= 0, got {config.eval.num_models}")
+    _require(config.eval.epochs >= 0, f"config.eval.epochs must be >= 0, got {config.eval.epochs}")
+    _require(config.eval.parallel in ("vmap", "map"),
+             f"config.eval.parallel must be 'vmap' or 'map', got {config.eval.parallel!r}")

@@ -1,0 +1,389 @@
+"""Datasets for condensation: loading, normalising, and per-class sampling of real images.
+
+`load(name, data_dir, source)` returns a `Dataset` whose arrays sit on the device once, so that
+the jitted outer step can draw class-wise real batches (`sample_real`) without host round trips.
+Images are float32 NHWC, normalised per channel as in the reference code: (pixel/255 - mean) / std.
+
+Sources (`source`, the config field `data_source`):
+  * "sklearn": scikit-learn's bundled 8x8 digits ("digits"), no download. Split: 75/25 by
+    `train_test_split(test_size=0.25, stratify=y, random_state=0)` (1347 train / 450 test).
+  * "npz": a NumPy .npz with x_train, y_train, x_test, y_test (uint8 NHWC or NHW); `data_dir` is
+    the file or a directory holding `<name>.npz`. Read with allow_pickle=False.
+  * "idx": a directory with the MNIST/Fashion-MNIST IDX files (optionally .gz).
+  * "tfds": a prepared tensorflow-datasets copy, read through `tfds.data_source` (random access,
+    array_record format), never downloading and without TensorFlow.
+  * "auto": digits -> sklearn; an npz found in data_dir -> npz; IDX files -> idx; else tfds.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import zipfile
+import zlib
+from typing import Any, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dcjax.errors import DataError
+
+# Per-channel (mean, std) in [0, 1] pixel units, from the reference code; other datasets use
+# statistics of their own training split.
+NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2861,), (0.3530,)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+_DIGIT_NAMES = tuple(str(i) for i in range(10))
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mnist": _DIGIT_NAMES, "svhn": _DIGIT_NAMES, "digits": _DIGIT_NAMES, "usps": _DIGIT_NAMES,
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"),
+}
+TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "svhn": "svhn_cropped",
+              "cifar10": "cifar10", "cifar100": "cifar100"}
+KNOWN_DATASETS = tuple(sorted({*TFDS_NAMES, "digits", "usps"}))
+SOURCES = ("auto", "tfds", "npz", "idx", "sklearn")
+_ALIASES = {"fashionmnist": "fashion_mnist"}  # the reference's spelling "FashionMNIST"
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+              "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+
+
+@flax.struct.dataclass
+class Dataset:
+    """A train/test split on device plus a per-class index of the training set (a pytree).
+
+    `class_index[c, :class_counts[c]]` are the x_train indices of class c (rows padded with 0),
+    which lets `sample_real` draw every class's batch in one vectorised, jittable op.
+    """
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    class_index: jax.Array
+    class_counts: jax.Array
+    name: str = flax.struct.field(pytree_node=False)
+    mean: tuple[float, ...] = flax.struct.field(pytree_node=False)
+    std: tuple[float, ...] = flax.struct.field(pytree_node=False)
+    class_names: tuple[str, ...] = flax.struct.field(pytree_node=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+
+def _canonical(name: str) -> str:
+    key = name.lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    return key if key in KNOWN_DATASETS else name
+
+
+def load(name: str, data_dir: str | None = None, source: str = "auto") -> Dataset:
+    """Load dataset `name` from `source` (see the module docstring) and put it on the device."""
+    name = _canonical(name)
+    if source not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; set config.data_source to one of {SOURCES}")
+    data_dir = os.path.expanduser(str(data_dir)) if data_dir else None  # "" means unset
+    if data_dir is not None:
+        if source != "sklearn" and not os.path.exists(data_dir):
+            raise DataError(f"data_dir {data_dir} does not exist; set config.data_dir to the dataset's "
+                            f".npz file, IDX directory or tensorflow-datasets directory")
+    if source == "auto":
+        if name == "digits":
+            source = "sklearn"
+        elif _npz_path(name, data_dir) is not None:
+            source = "npz"
+        elif _idx_dir(data_dir, name) is not None:
+            source = "idx"
+        elif name in TFDS_NAMES:
+            source = "tfds"
+        elif name in KNOWN_DATASETS:
+            raise DataError(f"dataset {name!r} has no tensorflow-datasets copy; set config.data_dir to "
+                            f"{name}.npz (arrays x_train, y_train, x_test, y_test) or its directory")
+        else:
+            raise DataError(f"unknown dataset {name!r} and no {name}.npz in data_dir={data_dir}; set "
+                            f"config.dataset to one of {KNOWN_DATASETS} or config.data_dir to {name}.npz")
+    if source == "sklearn":
+        arrays, names = _load_digits(name), None
+    elif source == "npz":
+        arrays, names = _load_npz(name, data_dir), None
+    elif source == "idx":
+        arrays, names = _load_idx(name, data_dir), None
+    else:
+        arrays, names = _load_tfds(name, data_dir)
+    mean, std = NORMALISATION.get(name, (None, None))
+    return from_arrays(name, *arrays, mean=mean, std=std, class_names=names)
+
+
+def from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, *,
+                mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                class_names: Sequence[str] | None = None) -> Dataset:
+    """Validate host arrays (uint8 or [0,1] float images, NHWC or NHW) and build a `Dataset`.
+
+    mean/std default to the training set's per-channel statistics; class_names default to the
+    known names for `name` (if the class count matches), else str(label). Labels must be
+    0..K-1 with every class present in the training split.
+    """
+    x_train, x_test = _as_nhwc(x_train, "x_train", name), _as_nhwc(x_test, "x_test", name)
+    y_train, y_test = _as_labels(y_train, "y_train", name), _as_labels(y_test, "y_test", name)
+    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if len(x) != len(y) or len(x) == 0:
+            raise DataError(f"{name}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels; "
+                            f"fix the data file so they match and are non-empty")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{name}: x_train images are {x_train.shape[1:]} but x_test images are "
+                        f"{x_test.shape[1:]}; fix the data file so both have the same H, W, C")
+    num_classes = len(class_names) if class_names is not None else int(y_train.max()) + 1
+    counts = np.bincount(y_train, minlength=num_classes)
+    if len(counts) > num_classes or y_test.max() >= num_classes:
+        raise DataError(f"{name}: a label in y_train or y_test is >= {num_classes}, the number of "
+                        f"classes; labels must be 0..{num_classes - 1}")
+    if (counts == 0).any():
+        missing = np.flatnonzero(counts == 0).tolist()
+        raise DataError(f"{name}: labels must be 0..{num_classes - 1} with every class in y_train, but "
+                        f"classes {missing} have no training images; relabel the data contiguously")
+    if class_names is None:
+        known = CLASS_NAMES.get(name)
+        class_names = known if known and len(known) == num_classes else tuple(map(str, range(num_classes)))
+    x_train, x_test = _to_unit(x_train, "x_train", name), _to_unit(x_test, "x_test", name)
+    channels = x_train.shape[-1]
+    if mean is None or std is None:
+        mean, std = _channel_stats(x_train)
+    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise DataError(f"{name}: need {channels} per-channel mean/std values with std > 0, got "
+                        f"mean={mean} std={std}; check the images' channel count")
+    for x in (x_train, x_test):  # in place, float32
+        x -= np.asarray(mean, np.float32)
+        x /= np.asarray(std, np.float32)
+    order = np.argsort(y_train, kind="stable")
+    starts = np.cumsum(counts) - counts
+    index = np.zeros((num_classes, counts.max()), np.int32)
+    index[y_train[order], np.arange(len(order)) - starts[y_train[order]]] = order
+    put = jax.device_put  # one host->device copy each (much faster than jnp.asarray for big arrays)
+    return Dataset(x_train=put(x_train), y_train=put(y_train.astype(np.int32)), x_test=put(x_test),
+                   y_test=put(y_test.astype(np.int32)), class_index=put(index),
+                   class_counts=put(counts.astype(np.int32)), name=name, mean=mean, std=std,
+                   class_names=tuple(map(str, class_names)))
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def sample_class_indices(key: jax.Array, class_index: jax.Array, class_counts: jax.Array,
+                         n: int) -> jax.Array:
+    """(num_classes, n) int32 x_train indices: n distinct uniform picks per class (jittable).
+
+    Equivalent to the reference's "first n of a random permutation of the class": the n smallest
+    of i.i.d. uniform scores, with padded slots scored +inf. Assumes n <= every class count (see
+    `check_batch_size`); otherwise padding indices (0) would be returned.
+    """
+    scores = jax.random.uniform(key, class_index.shape)
+    valid = jnp.arange(class_index.shape[1])[None, :] < class_counts[:, None]
+    _, slots = jax.lax.top_k(-jnp.where(valid, scores, jnp.inf), n)
+    return jnp.take_along_axis(class_index, slots, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def sample_real(key: jax.Array, dataset: Dataset, n: int) -> jax.Array:
+    """(num_classes, n, H, W, C) real training images, n distinct ones per class (jittable)."""
+    return dataset.x_train[sample_class_indices(key, dataset.class_index, dataset.class_counts, n)]
+
+
+def check_batch_size(dataset: Dataset, n: int, field: str = "batch_real") -> None:
+    """Raise DataError unless 1 <= n <= the smallest class's training count (sampling is without
+    replacement, which `sample_class_indices` does not check inside jit)."""
+    counts = np.asarray(dataset.class_counts)
+    smallest = int(counts.argmin())
+    if not 1 <= n <= counts[smallest]:
+        raise DataError(f"config.{field}={n} but {dataset.name} class {smallest} "
+                        f"({dataset.class_names[smallest]}) has only {counts[smallest]} training "
+                        f"images; set config.{field} between 1 and {counts[smallest]}")
+
+
+def denormalise(images: Any, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
+    """Undo the normalisation: images in [0, 1] (clipped), e.g. for PNG grids."""
+    return jnp.clip(jnp.asarray(images) * jnp.asarray(std) + jnp.asarray(mean), 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- host helpers
+
+def _as_nhwc(x: Any, field: str, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{name}: {field} must be 4-D (N, H, W, C) or 3-D (N, H, W), got shape {x.shape}")
+    return x
+
+
+def _as_labels(y: Any, field: str, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{name}: {field} must be a 1-D integer array, got {y.dtype} shape {y.shape}")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{name}: {field} has negative labels; labels must be 0..K-1")
+    return y.astype(np.int64)
+
+
+def _to_unit(x: np.ndarray, field: str, name: str) -> np.ndarray:
+    """Images -> a new float32 array in [0, 1] (integers are /255, floats must already be in [0, 1])."""
+    if np.issubdtype(x.dtype, np.integer):
+        if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 255):
+            raise DataError(f"{name}: integer {field} must be pixel values 0..255")
+        return np.multiply(x, np.float32(1 / 255), dtype=np.float32)
+    if np.issubdtype(x.dtype, np.floating) and x.size and 0 <= x.min() and x.max() <= 1:
+        return x.astype(np.float32)  # always a copy, normalised in place later
+    raise DataError(f"{name}: {field} must be uint8 pixels or floats in [0, 1], got {x.dtype}")
+
+
+def _channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std of NHWC data, in float64 without a full-size copy."""
+    total, squares = np.zeros(x.shape[-1]), np.zeros(x.shape[-1])
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].astype(np.float64)
+        total += part.sum(axis=(0, 1, 2))
+        squares += np.square(part).sum(axis=(0, 1, 2))
+    count = x.size // x.shape[-1]
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+
+
+def _load_digits(name: str) -> tuple[np.ndarray, ...]:
+    if name != "digits":
+        raise DataError(f"data_source 'sklearn' only provides 'digits', not {name!r}; set "
+                        f"config.data_source='auto' or config.dataset='digits'")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=0.25, stratify=digits.target, random_state=0)
+    return x_train, y_train, x_test, y_test
+
+
+def _npz_path(name: str, data_dir: str | None) -> str | None:
+    if data_dir is None:
+        return None
+    if os.path.isfile(data_dir) and data_dir.endswith(".npz"):
+        return data_dir
+    candidate = os.path.join(data_dir, f"{name}.npz")
+    return candidate if os.path.isfile(candidate) else None
+
+
+def _load_npz(name: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
+    path = _npz_path(name, data_dir)
+    if path is None:
+        raise DataError(f"no {name}.npz found at data_dir={data_dir}; set config.data_dir to the .npz "
+                        f"file (arrays {', '.join(_NPZ_KEYS)}) or the directory holding {name}.npz")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in _NPZ_KEYS if k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"cannot read {path} as a plain .npz ({reason}); re-save it with "
+                        f"numpy.savez of numeric arrays {', '.join(_NPZ_KEYS)}") from e
+    missing = [k for k in _NPZ_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks arrays {missing}; it needs {', '.join(_NPZ_KEYS)} "
+                        f"(uint8 NHWC or NHW images, integer labels)")
+    return tuple(arrays[k] for k in _NPZ_KEYS)
+
+
+def _idx_dir(data_dir: str | None, name: str) -> str | None:
+    if data_dir is None or not os.path.isdir(data_dir):
+        return None
+    for directory in (data_dir, os.path.join(data_dir, name)):
+        first = os.path.join(directory, _IDX_FILES["x_train"])
+        if os.path.isfile(first) or os.path.isfile(first + ".gz"):
+            return directory
+    return None
+
+
+def _read_idx(path: str, ndim: int) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes (magic 0x0000 0x08 ndim, big-endian uint32 dims)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if path.endswith(".gz"):
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot read IDX file {path} ({e}); re-download the MNIST-format files") from e
+    header = 4 + 4 * ndim
+    if len(raw) < header or raw[:4] != bytes((0, 0, 8, ndim)):
+        raise DataError(f"{path} is not an IDX file of {ndim}-D unsigned bytes (bad magic number); "
+                        f"re-download the MNIST-format files")
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    if len(raw) != header + int(np.prod(dims)):
+        raise DataError(f"{path} is truncated or corrupt ({len(raw) - header} data bytes for shape "
+                        f"{dims}); re-download the MNIST-format files")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _load_idx(name: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
+    directory = _idx_dir(data_dir, name)
+    if directory is None:
+        raise DataError(f"no {_IDX_FILES['x_train']}[.gz] in data_dir={data_dir}; set config.data_dir "
+                        f"to the directory holding the four MNIST-format IDX files")
+    arrays = []
+    for key, filename in _IDX_FILES.items():
+        path = os.path.join(directory, filename)
+        if not os.path.isfile(path):
+            path += ".gz"
+        if not os.path.isfile(path):
+            raise DataError(f"missing IDX file {filename}[.gz] in {directory}; it needs "
+                            f"{', '.join(_IDX_FILES.values())}")
+        arrays.append(_read_idx(path, 3 if key.startswith("x") else 1))
+    return tuple(arrays)
+
+
+def _load_tfds(name: str, data_dir: str | None) -> tuple[tuple[np.ndarray, ...], tuple[str, ...] | None]:
+    """Read train/test of a prepared tensorflow-datasets copy via random access (no TensorFlow)."""
+    if name not in TFDS_NAMES:
+        raise DataError(f"dataset {name!r} is not in tensorflow-datasets here (known: "
+                        f"{tuple(TFDS_NAMES)}); set config.data_dir to {name}.npz instead")
+    import tensorflow_datasets as tfds  # slow import, only for this source
+    tfds_name = TFDS_NAMES[name]
+    try:
+        sources = tfds.data_source(tfds_name, split=["train", "test"], data_dir=data_dir, download=False)
+    except Exception as e:  # tfds raises many types; all mean "not readable here"
+        prepared = False
+        try:
+            prepared = tfds.builder(tfds_name, data_dir=data_dir).is_prepared()
+        except Exception:  # noqa: BLE001 - only refines the message
+            pass
+        where = data_dir or "the default tensorflow-datasets directory"
+        hint = (f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{tfds_name}', "
+                f"file_format='array_record').download_and_prepare()\" (needs tensorflow)")
+        if prepared:
+            raise DataError(f"{tfds_name} in {where} cannot be read by random access "
+                            f"({type(e).__name__}); re-prepare it with {hint}, or set "
+                            f"config.data_dir=/path/to/{name}.npz") from e
+        raise DataError(f"{tfds_name} is not prepared in {where} and dcjax never downloads; run {hint} "
+                        f"on a machine with internet and set config.data_dir to its directory, or set "
+                        f"config.data_dir=/path/to/{name}.npz") from e
+    arrays = []
+    for source in sources:
+        n = len(source)
+        first = np.asarray(source[0]["image"]) if n else np.zeros((0, 0, 0), np.uint8)
+        images, labels = np.empty((n,) + first.shape, np.uint8), np.empty(n, np.int64)
+        for i in range(n):  # per item: as fast as __getitems__ here (PNG decoding dominates)
+            example = source[i]
+            images[i], labels[i] = example["image"], example["label"]
+        arrays += [images, labels]
+    info = getattr(sources[0], "dataset_info", None)
+    try:
+        names = tuple(info.features["label"].names)
+    except (AttributeError, KeyError, TypeError):
+        names = None
+    return tuple(arrays), names

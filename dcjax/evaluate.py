@@ -1,0 +1,72 @@
+"""Second stage of the paper: train fresh networks on a (synthetic) set, test on the real test set.
+
+The recipe is the reference's `evaluate_synset`: SGD with momentum 0.9 and weight decay 5e-4,
+lr 0.01 for epochs 0..E//2+1, then lr x0.1 with a fresh momentum buffer until epoch E inclusive
+(so E+1 epochs in all, as the reference's `range(Epoch+1)`), batch 256, shuffled. The N networks
+are independent and train at the same time under `jax.vmap` over their keys (or one after another
+with `parallel='map'`), all epochs inside one compiled program.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dcjax.training import accuracy, train_epochs
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalRecipe:
+    """How evaluation networks are trained (defaults: paper / reference, no augmentation)."""
+    epochs: int = 300
+    batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    test_batch_size: int = 500
+    parallel: str = "vmap"   # 'vmap': all networks at once; 'map': one after another
+
+    def phase_epochs(self) -> tuple[int, int]:
+        """Epochs at the initial and at the decayed learning rate (reference: E//2+2 and the rest of E+1)."""
+        first = min(self.epochs // 2 + 2, self.epochs + 1)
+        return first, self.epochs + 1 - first
+
+    def optimizer(self, lr: float) -> optax.GradientTransformation:
+        # PyTorch SGD adds weight_decay * param to the gradient before momentum, as here.
+        return optax.chain(optax.add_decayed_weights(self.weight_decay),
+                           optax.sgd(lr, momentum=self.momentum))
+
+
+def train_and_test(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
+                   y_train: jax.Array, x_test: jax.Array, y_test: jax.Array) -> jax.Array:
+    """Train one freshly initialised `module` on (x_train, y_train); its test accuracy."""
+    init_key, key_a, key_b = jax.random.split(key, 3)
+    variables = module.init(init_key, x_train[:1], train=False)
+    epochs_a, epochs_b = recipe.phase_epochs()
+    for lr, epochs, k in ((recipe.lr, epochs_a, key_a), (recipe.lr * 0.1, epochs_b, key_b)):
+        tx = recipe.optimizer(lr)
+        variables, _ = train_epochs(module.apply, tx, variables, tx.init(variables["params"]),
+                                    x_train, y_train, k, epochs, recipe.batch_size)
+    return accuracy(module.apply, variables, x_test, y_test, recipe.test_batch_size)
+
+
+def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_test: jax.Array,
+             key: jax.Array, num_models: int, recipe: EvalRecipe = EvalRecipe()) -> np.ndarray:
+    """Test accuracies (fractions, shape (num_models,)) of `num_models` networks trained on the set."""
+    images = jnp.asarray(images, jnp.float32)
+    labels = jnp.asarray(labels, jnp.int32)
+    keys = jax.random.split(key, num_models)
+
+    @jax.jit
+    def run(keys, images, labels, x_test, y_test):
+        one = lambda k: train_and_test(module, recipe, k, images, labels, x_test, y_test)
+        if recipe.parallel == "map":
+            return jax.lax.map(one, keys)
+        return jax.vmap(one)(keys)
+
+    return np.asarray(run(keys, images, labels, x_test, y_test))

@@ -1,0 +1,126 @@
+"""Gradient distances over pytrees and the class-wise gradient-matching loss.
+
+The distance `D` of the paper (metric 'ours') compares the gradient on the synthetic images with
+the gradient on real images layer by layer and output unit by output unit: every weight tensor
+with two or more dimensions is flattened to one row per output unit (Flax keeps the output axis
+LAST: conv kernels (h, w, in, out), dense (in, out), layer-norm scales (h, w, c)), and the distance
+sums `1 - <r, s> / (|r| |s| + 1e-6)` over rows and layers. One-dimensional tensors (biases, norm
+scales and offsets) are ignored. 'mse' and 'cos' are the ablation metrics of paper Table T11.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dcjax.errors import ConfigError
+
+PyTree = Any
+METRICS = ("ours", "mse", "cos")
+_EPS = 1e-6
+
+
+def _safe_norm(x: jax.Array, axis=None) -> jax.Array:
+    """Euclidean norm whose gradient at a zero vector is 0 (as in PyTorch), not NaN."""
+    sq = jnp.sum(x * x, axis=axis)
+    positive = sq > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def _rows_by_output_unit(g: jax.Array) -> jax.Array:
+    """(..., out) -> (out, prod(...)): one row per output unit."""
+    return g.reshape(-1, g.shape[-1]).T
+
+
+def layerwise_distance(g_syn: jax.Array, g_real: jax.Array) -> jax.Array:
+    """Sum over output units of the cosine distance between their gradient rows; 0 for 1-D tensors."""
+    if g_syn.ndim < 2:
+        return jnp.zeros((), g_syn.dtype)
+    s, r = _rows_by_output_unit(g_syn), _rows_by_output_unit(g_real)
+    cosine = jnp.sum(r * s, axis=1) / (_safe_norm(r, axis=1) * _safe_norm(s, axis=1) + _EPS)
+    return jnp.sum(1.0 - cosine)
+
+
+def _flat(tree: PyTree) -> jax.Array:
+    return jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+
+
+def gradient_distance(g_syn: PyTree, g_real: PyTree, metric: str = "ours") -> jax.Array:
+    """Distance between two gradient pytrees of the same structure ('ours', 'mse' or 'cos')."""
+    if metric == "ours":
+        per_leaf = jax.tree_util.tree_map(layerwise_distance, g_syn, g_real)
+        return sum(jax.tree_util.tree_leaves(per_leaf))
+    if metric == "mse":
+        return jnp.sum((_flat(g_syn) - _flat(g_real)) ** 2)
+    if metric == "cos":
+        s, r = _flat(g_syn), _flat(g_real)
+        return 1.0 - jnp.sum(r * s) / (_safe_norm(r) * _safe_norm(s) + _EPS)
+    raise ConfigError(f"unknown metric {metric!r}; set config.metric to one of {METRICS}")
+
+
+ApplyFn = Callable[..., jax.Array]
+
+
+def cross_entropy_gradient(apply_fn: ApplyFn, params: PyTree, frozen: PyTree,
+                           images: jax.Array, label: jax.Array) -> PyTree:
+    """Gradient w.r.t. `params` of the mean cross-entropy of `images`, all of class `label`.
+
+    `frozen` holds the non-trainable collections (batch-norm running statistics, used frozen).
+    """
+    def loss(p):
+        logits = apply_fn({"params": p, **frozen}, images, train=False)
+        labels = jnp.broadcast_to(label, logits.shape[:1])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    return jax.grad(loss)(params)
+
+
+def class_matching_loss(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, syn: jax.Array,
+                        real: jax.Array, label: jax.Array, metric: str) -> jax.Array:
+    """D(grad on the class's synthetic images, grad on its real images) for one class."""
+    g_real = jax.lax.stop_gradient(cross_entropy_gradient(apply_fn, params, frozen, real, label))
+    g_syn = cross_entropy_gradient(apply_fn, params, frozen, syn, label)
+    return gradient_distance(g_syn, g_real, metric)
+
+
+CLASS_PARALLEL = ("auto", "vmap", "unroll")
+
+
+def resolve_class_parallel(mode: str) -> str:
+    """'auto' -> 'unroll' on CPU, 'vmap' on accelerators (see `matching_loss_and_grad`)."""
+    if mode not in CLASS_PARALLEL:
+        raise ConfigError(f"config.class_parallel must be one of {CLASS_PARALLEL}, got {mode!r}")
+    if mode == "auto":
+        return "unroll" if jax.default_backend() == "cpu" else "vmap"
+    return mode
+
+
+def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, syn: jax.Array,
+                           real: jax.Array, metric: str = "ours", class_parallel: str = "vmap",
+                           class_chunk: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """Per-class matching losses (C,) and their gradient w.r.t. the synthetic images.
+
+    `syn` is (C, ipc, H, W, ch) and `real` (C, n, H, W, ch), class c in row c. The classes are
+    independent given the network, so every class's loss and image gradient is computed at once:
+    with `class_parallel='vmap'` as one `jax.vmap` over classes (the fast path on accelerators;
+    `class_chunk` bounds memory by running groups of that many classes in sequence), or with
+    'unroll' as one traced copy per class inside the same jitted program, which XLA's CPU backend
+    runs faster (measured, ConvNet-128, 10 classes, batch_real 64/256: 2.2/11.6 s unrolled
+    against 3.0/16 s vmapped; see benchmarks/). All modes give the same values.
+    """
+    def one_class(args):
+        syn_c, real_c, label = args
+        return jax.value_and_grad(
+            lambda s: class_matching_loss(apply_fn, params, frozen, s, real_c, label, metric))(syn_c)
+
+    num_classes = syn.shape[0]
+    labels = jnp.arange(num_classes)
+    mode = resolve_class_parallel(class_parallel)
+    if mode == "unroll":
+        results = [one_class((syn[c], real[c], labels[c])) for c in range(num_classes)]
+        return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
+    if class_chunk is None or class_chunk >= num_classes:
+        return jax.vmap(one_class)((syn, real, labels))
+    return jax.lax.map(one_class, (syn, real, labels), batch_size=class_chunk)

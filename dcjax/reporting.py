@@ -1,0 +1,150 @@
+"""What a run shows and leaves behind: progress, metrics.jsonl, PNG grids, evaluation, summary.json."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from dcjax import data as data_lib
+from dcjax.checkpoint import SyntheticSet
+from dcjax.evaluate import EvalRecipe, evaluate
+from dcjax.nets import get_model, instance_norm_twin
+from dcjax.viz import save_grid
+
+
+def eval_recipe(config: Any) -> EvalRecipe:
+    e = config.eval
+    return EvalRecipe(epochs=e.epochs, batch_size=e.batch_size, lr=e.lr, momentum=e.momentum,
+                      weight_decay=e.weight_decay, test_batch_size=e.test_batch_size, parallel=e.parallel)
+
+
+def eval_model(config: Any, condense_module: nn.Module, num_classes: int) -> nn.Module:
+    """The evaluation network: config.eval.model, else the condensing one with BN -> instance norm."""
+    if config.eval.get("model"):
+        return get_model(config.eval.model, num_classes)
+    return instance_norm_twin(condense_module)
+
+
+def module_description(module: nn.Module) -> dict[str, Any]:
+    fields = {k: getattr(module, k) for k in module.__dataclass_fields__ if k not in ("parent", "name")}
+    return {"family": type(module).__name__, **fields}
+
+
+def set_metadata(config: Any, dataset: data_lib.Dataset, module: nn.Module, iteration: int) -> dict[str, Any]:
+    """Everything needed to use a saved set without reading dcjax's code."""
+    return {
+        "dataset": dataset.name, "num_classes": dataset.num_classes, "class_names": list(dataset.class_names),
+        "image_shape": list(dataset.image_shape), "mean": list(dataset.mean), "std": list(dataset.std),
+        "normalisation": "images are (pixel/255 - mean) / std per channel; pixel = image * std + mean",
+        "ipc": int(config.ipc), "label_order": "class-major: ipc images of class 0, then class 1, ...",
+        "model": config.model, "model_fields": module_description(module), "iteration": iteration,
+        "eval_recipe": dict(eval_recipe(config).__dict__), "config": config.to_dict(),
+    }
+
+
+def _write_json(path: str, payload: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+class _LinePrinter:
+    """Stand-in for a progress bar when output is not a terminal: a log line every `every` iterations."""
+
+    def __init__(self, start: int, total: int, every: int):
+        self.n, self.total, self.every, self.t0, self.start = start, total, max(every, 1), time.time(), start
+
+    def update(self, iteration: int, loss: float) -> None:
+        self.n = iteration
+        if iteration % self.every == 0 or iteration == self.total:
+            done = iteration - self.start
+            eta = (time.time() - self.t0) / max(done, 1) * (self.total - iteration)
+            print(f"iteration {iteration}/{self.total} loss {loss:.4f} eta {eta:.0f}s", flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, start: int, total: int):
+        self._bar = tqdm(total=total, initial=start, desc="condensing", unit="it", dynamic_ncols=True)
+
+    def update(self, iteration: int, loss: float) -> None:
+        self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        self._bar.update(iteration - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class RunLog:
+    """Writes a run's outputs into its workdir."""
+
+    def __init__(self, workdir: str, config: Any, dataset: data_lib.Dataset):
+        self.workdir, self.config, self.dataset = workdir, config, dataset
+        os.makedirs(workdir, exist_ok=True)
+        self.t0 = time.time()
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+
+    def message(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def progress(self, start: int, total: int):
+        if sys.stderr.isatty():
+            return _Bar(start, total)
+        return _LinePrinter(start, total, self.config.log_every)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def iteration(self, iteration: int, loss: float, progress) -> None:
+        self._append({"iteration": iteration, "matching_loss": loss, "elapsed_s": round(time.time() - self.t0, 3)})
+        progress.update(iteration, loss)
+
+    def _evaluate(self, images: np.ndarray, labels: np.ndarray, module: nn.Module) -> dict[str, Any]:
+        from dcjax.condense import root_keys
+        model = eval_model(self.config, module, self.dataset.num_classes)
+        t0 = time.time()
+        accs = evaluate(model, images, labels, self.dataset.x_test, self.dataset.y_test,
+                        root_keys(self.config.seed)["eval"], self.config.eval.num_models, eval_recipe(self.config))
+        return {"model": module_description(model), "accuracies": [float(a) for a in accs],
+                "mean": float(np.mean(accs)), "std": float(np.std(accs)), "num_models": len(accs),
+                "epochs": self.config.eval.epochs, "seconds": round(time.time() - t0, 2)}
+
+    def evaluation_point(self, iteration: int, images: jax.Array, module: nn.Module) -> None:
+        images = np.asarray(jax.device_get(images))
+        num_classes, ipc = images.shape[:2]
+        save_grid(os.path.join(self.workdir, "images", f"iter_{iteration:06d}.png"),
+                  data_lib.denormalise(images.reshape((-1,) + images.shape[2:]), self.dataset.mean, self.dataset.std),
+                  num_classes)
+        if self.config.eval.num_models:
+            labels = np.repeat(np.arange(num_classes), ipc)
+            result = self._evaluate(images.reshape((-1,) + images.shape[2:]), labels, module)
+            self._append({"iteration": iteration, "eval_accuracy_mean": result["mean"], "eval_accuracy_std": result["std"]})
+            self.message(f"iteration {iteration}: test accuracy {100 * result['mean']:.2f} +- {100 * result['std']:.2f}%")
+
+    def finish(self, synset: SyntheticSet, module: nn.Module) -> dict[str, Any]:
+        condense_seconds = time.time() - self.t0
+        save_grid(os.path.join(self.workdir, "images", "final.png"), synset.denormalised(), self.dataset.num_classes)
+        summary: dict[str, Any] = {
+            "dataset": self.dataset.name, "ipc": int(self.config.ipc), "model": self.config.model,
+            "iterations": int(synset.metadata["iteration"]), "condense_seconds": round(condense_seconds, 2),
+            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+        }
+        if self.config.eval.num_models:
+            result = self._evaluate(synset.images, synset.labels, module)
+            summary["evaluation"] = result
+            self.message(f"final test accuracy {100 * result['mean']:.2f} +- {100 * result['std']:.2f}% "
+                         f"over {result['num_models']} networks")
+        summary["total_seconds"] = round(time.time() - self.t0, 2)
+        _write_json(os.path.join(self.workdir, "summary.json"), summary)
+        return summary

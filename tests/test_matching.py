@@ -1,0 +1,148 @@
+"""Gradient distances against a NumPy transcription, and the class-parallel matching loss."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dcjax.errors import ConfigError
+from dcjax.matching import (class_matching_loss, gradient_distance, matching_loss_and_grad)
+from dcjax.nets import get_model
+from dcjax.nets.layers import conv2d
+
+
+# ---- plain NumPy transcriptions of SPEC section 1 / reference utils.py:218-271 -----------------
+
+def np_ours(gs, gr):
+    total = 0.0
+    for s, r in zip(gs, gr):
+        if s.ndim < 2:
+            continue
+        s2 = s.reshape(-1, s.shape[-1]).T.astype(np.float64)
+        r2 = r.reshape(-1, r.shape[-1]).T.astype(np.float64)
+        for i in range(s2.shape[0]):
+            total += 1 - np.dot(r2[i], s2[i]) / (np.linalg.norm(r2[i]) * np.linalg.norm(s2[i]) + 1e-6)
+    return total
+
+
+def np_mse(gs, gr):
+    return sum(np.sum((s.astype(np.float64) - r) ** 2) for s, r in zip(gs, gr))
+
+
+def np_cos(gs, gr):
+    s = np.concatenate([x.ravel() for x in gs]).astype(np.float64)
+    r = np.concatenate([x.ravel() for x in gr]).astype(np.float64)
+    return 1 - np.dot(r, s) / (np.linalg.norm(r) * np.linalg.norm(s) + 1e-6)
+
+
+def random_tree(seed):
+    rng = np.random.default_rng(seed)
+    shapes = {"conv": {"kernel": (3, 3, 4, 5), "bias": (5,)}, "norm": {"scale": (5,)},
+              "layernorm": {"scale": (6, 6, 5)}, "dense": {"kernel": (20, 7), "bias": (7,)}}
+    return jax.tree_util.tree_map(lambda shp: rng.standard_normal(shp).astype(np.float32), shapes,
+                                  is_leaf=lambda x: isinstance(x, tuple))
+
+
+@pytest.mark.parametrize("metric,reference", [("ours", np_ours), ("mse", np_mse), ("cos", np_cos)])
+def test_distance_matches_numpy_transcription(metric, reference):
+    gs, gr = random_tree(0), random_tree(1)
+    got = float(gradient_distance(gs, gr, metric))
+    want = reference(jax.tree_util.tree_leaves(gs), jax.tree_util.tree_leaves(gr))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_ours_ignores_one_dimensional_leaves_but_mse_and_cos_do_not():
+    gs, gr = random_tree(0), random_tree(1)
+    changed = jax.tree_util.tree_map(lambda x: x, gs)
+    changed["conv"]["bias"] = changed["conv"]["bias"] * 10 + 3
+    changed["norm"]["scale"] = -changed["norm"]["scale"]
+    assert float(gradient_distance(changed, gr, "ours")) == pytest.approx(float(gradient_distance(gs, gr, "ours")))
+    for metric in ("mse", "cos"):
+        assert float(gradient_distance(changed, gr, metric)) != pytest.approx(float(gradient_distance(gs, gr, metric)))
+
+
+def test_ours_output_axis_is_last():
+    # Two output units; the second row of the synthetic gradient is flipped -> distance 2 for that unit.
+    gr = {"k": np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)}
+    gs = {"k": gr["k"] * np.array([1.0, -1.0], np.float32)}
+    assert float(gradient_distance(gs, gr, "ours")) == pytest.approx(2.0, abs=1e-5)
+
+
+def test_zero_gradient_row_has_finite_derivative():
+    gr = {"k": np.ones((4, 3), np.float32)}
+    grad = jax.grad(lambda s: gradient_distance({"k": s}, gr, "ours"))(jnp.zeros((4, 3)))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_unknown_metric_is_a_config_error():
+    with pytest.raises(ConfigError, match="config.metric"):
+        gradient_distance(random_tree(0), random_tree(1), "l1")
+
+
+# ---- class-parallel matching ---------------------------------------------------------------
+
+def tiny_problem(norm="instance", num_classes=3, ipc=2, n_real=5, size=8, width=8, depth=2, seed=0):
+    module = get_model("ConvNet", num_classes, width=width, depth=depth, norm=norm)
+    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    syn = jax.random.normal(keys[0], (num_classes, ipc, size, size, 1))
+    real = jax.random.normal(keys[1], (num_classes, n_real, size, size, 1))
+    variables = module.init(keys[2], syn[0].astype(jnp.float32))
+    return module, variables, syn, real
+
+
+def per_class_loop(module, variables, syn, real, metric):
+    @jax.jit
+    def one(syn_c, real_c, c):
+        f = lambda s: class_matching_loss(module.apply, variables["params"], {}, s, real_c, c, metric)
+        return jax.value_and_grad(f)(syn_c)
+
+    results = [one(syn[c], real[c], jnp.asarray(c)) for c in range(syn.shape[0])]
+    return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
+
+
+@pytest.mark.parametrize("metric,mode,chunk", [("ours", "vmap", None), ("ours", "vmap", 2), ("ours", "unroll", None),
+                                               ("mse", "vmap", None), ("cos", "unroll", None)])
+def test_class_parallel_loss_and_grad_equal_per_class_loop(metric, mode, chunk):
+    module, variables, syn, real = tiny_problem()
+    want_loss, want_grad = per_class_loop(module, variables, syn, real, metric)
+    loss, grad = jax.jit(lambda s, r: matching_loss_and_grad(
+        module.apply, variables["params"], {}, s, r, metric, mode, chunk))(syn, real)
+    np.testing.assert_allclose(np.asarray(loss), want_loss, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(grad), want_grad, rtol=1e-5, atol=1e-5 * np.abs(want_grad).max())
+
+
+def test_image_gradient_matches_finite_differences():
+    with jax.enable_x64(True):
+        module, variables, syn, real = tiny_problem(num_classes=2, ipc=1, n_real=4, width=4, depth=1)
+        variables = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), variables)
+        syn, real = syn.astype(jnp.float64), real.astype(jnp.float64)
+
+        @jax.jit
+        def total(s):
+            return jnp.sum(matching_loss_and_grad(module.apply, variables["params"], {}, s, real, "ours", "vmap")[0])
+
+        grad = np.asarray(matching_loss_and_grad(module.apply, variables["params"], {}, syn, real, "ours", "vmap")[1])
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            direction = rng.standard_normal(syn.shape)
+            eps = 1e-5
+            numeric = (float(total(syn + eps * direction)) - float(total(syn - eps * direction))) / (2 * eps)
+            assert np.sum(grad * direction) == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("padding", [1, 3])
+def test_matmul_gradient_convolution_equals_xla_convolution(padding):
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    x = jax.random.normal(keys[0], (2, 7, 7, 3))
+    w = jax.random.normal(keys[1], (3, 3, 3, 4))
+    probe = jax.random.normal(keys[2], (2, 7 + 2 * padding - 2, 7 + 2 * padding - 2, 4))
+
+    def loss(impl):
+        return lambda x, w: jnp.sum(jnp.tanh(conv2d(x, w, padding, 1, impl)) * probe)
+
+    for argnums in (0, 1):
+        fast = jax.grad(loss("matmul_grad"), argnums)(x, w)
+        slow = jax.grad(loss("xla"), argnums)(x, w)
+        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4)
+    # Second order (what the matching loss needs): gradient of a function of the weight gradient.
+    second = {impl: jax.grad(lambda x: jnp.sum(jax.grad(loss(impl), 1)(x, w) ** 2))(x) for impl in ("matmul_grad", "xla")}
+    np.testing.assert_allclose(second["matmul_grad"], second["xla"], rtol=1e-4, atol=1e-3)
