@@ -17,7 +17,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)   # Orbax logs every save at INFO
     import dcjax
-    summary = run_guarded(lambda: dcjax.condense(_CONFIG.value, _WORKDIR.value))
+    summary = run_guarded(lambda: dcjax.run(_CONFIG.value, _WORKDIR.value))
     if "evaluation" in summary:
         e = summary["evaluation"]
         print(f"test accuracy {100 * e['mean']:.2f} +- {100 * e['std']:.2f}% ({e['num_models']} networks); "

@@ -6,7 +6,7 @@
                           x_test, y_test, key, num_models=5)
 """
 from dcjax.checkpoint import SyntheticSet, export_npz, load_synthetic, save_synthetic
-from dcjax.condense import run as condense
+from dcjax.condense import run
 from dcjax.errors import CheckpointError, ConfigError, DataError, DcjaxError
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.matching import gradient_distance, matching_loss_and_grad
@@ -14,6 +14,6 @@ from dcjax.nets import get_model
 
 __version__ = "0.1.0"
 
-__all__ = ["condense", "evaluate", "EvalRecipe", "load_synthetic", "save_synthetic", "export_npz",
+__all__ = ["run", "evaluate", "EvalRecipe", "load_synthetic", "save_synthetic", "export_npz",
            "SyntheticSet", "get_model", "gradient_distance", "matching_loss_and_grad",
            "DcjaxError", "ConfigError", "DataError", "CheckpointError"]

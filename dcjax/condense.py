@@ -75,9 +75,16 @@ def class_major_labels(num_classes: int, ipc: int) -> jax.Array:
     return jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), ipc)
 
 
-def make_outer_step(module: nn.Module, config: Any) -> Callable[[CondenseState, data_lib.Dataset],
-                                                                 tuple[CondenseState, jax.Array]]:
+OuterStep = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax.Array]]
+
+
+def make_outer_step(module: nn.Module, config: Any) -> OuterStep:
     """The jit-compiled outer iteration: (state, dataset) -> (next state, mean matching loss)."""
+    return jax.jit(outer_step_function(module, config))
+
+
+def outer_step_function(module: nn.Module, config: Any) -> OuterStep:
+    """The outer iteration as a pure function of (state, dataset), before `jax.jit`."""
     outer_loop, inner_loop = resolved_loops(config)
     image_tx = image_optimizer(config)
     net_tx = optax.sgd(config.lr_net)
@@ -109,7 +116,6 @@ def make_outer_step(module: nn.Module, config: Any) -> Callable[[CondenseState, 
                                     x, y, key, inner_loop, config.batch_train)
         return variables
 
-    @jax.jit
     def outer_step(state: CondenseState, dataset: data_lib.Dataset):
         key = jax.random.fold_in(state.key, state.iteration)
         init_key, loop_key = jax.random.split(key)

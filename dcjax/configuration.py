@@ -62,5 +62,5 @@ def validate(config: Any) -> None:
              f"config.class_chunk must be unset or >= 1, got {config.get('class_chunk')}")
     _require(config.eval.num_models >= 0, f"config.eval.num_models must be >= 0, got {config.eval.num_models}")
     _require(config.eval.epochs >= 0, f"config.eval.epochs must be >= 0, got {config.eval.epochs}")
-    _require(config.eval.parallel in ("vmap", "map"),
-             f"config.eval.parallel must be 'vmap' or 'map', got {config.eval.parallel!r}")
+    _require(config.eval.parallel in ("auto", "vmap", "map"),
+             f"config.eval.parallel must be 'auto', 'vmap' or 'map', got {config.eval.parallel!r}")

@@ -110,7 +110,7 @@ class RunLog:
         self._append({"iteration": iteration, "matching_loss": loss, "elapsed_s": round(time.time() - self.t0, 3)})
         progress.update(iteration, loss)
 
-    def _evaluate(self, images: np.ndarray, labels: np.ndarray, module: nn.Module) -> dict[str, Any]:
+    def evaluate_set(self, images: np.ndarray, labels: np.ndarray, module: nn.Module) -> dict[str, Any]:
         from dcjax.condense import root_keys
         model = eval_model(self.config, module, self.dataset.num_classes)
         t0 = time.time()
@@ -128,7 +128,7 @@ class RunLog:
                   num_classes)
         if self.config.eval.num_models:
             labels = np.repeat(np.arange(num_classes), ipc)
-            result = self._evaluate(images.reshape((-1,) + images.shape[2:]), labels, module)
+            result = self.evaluate_set(images.reshape((-1,) + images.shape[2:]), labels, module)
             self._append({"iteration": iteration, "eval_accuracy_mean": result["mean"], "eval_accuracy_std": result["std"]})
             self.message(f"iteration {iteration}: test accuracy {100 * result['mean']:.2f} +- {100 * result['std']:.2f}%")
 
@@ -141,7 +141,7 @@ class RunLog:
             "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
         }
         if self.config.eval.num_models:
-            result = self._evaluate(synset.images, synset.labels, module)
+            result = self.evaluate_set(synset.images, synset.labels, module)
             summary["evaluation"] = result
             self.message(f"final test accuracy {100 * result['mean']:.2f} +- {100 * result['std']:.2f}% "
                          f"over {result['num_models']} networks")
