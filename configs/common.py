@@ -50,6 +50,7 @@ def get_config() -> ConfigDict:
     c.eval.momentum = 0.9
     c.eval.weight_decay = 5e-4
     c.eval.test_batch_size = 500
+    c.eval.compare_random = False     # also evaluate ipc random real images per class (summary.json)
     c.eval.parallel = "auto"          # auto | vmap | map  (auto: map on CPU, vmap elsewhere)
     return c
 

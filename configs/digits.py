@@ -1,10 +1,16 @@
-"""Quickstart: scikit-learn's bundled 8x8 digits, 10 images per class, no download needed.
+"""Quickstart: scikit-learn's bundled 8x8 digits, 1 image per class, no download needed.
 
     python bin/condense.py --config=configs/digits.py --workdir=runs/digits
 
-Reduced budget for a 2-core CPU (the README gives the measured accuracy and time against random
-real images of the same size): K=100 outer iterations, batch_real 64 (a digits class has only
-~135 training images), evaluation of 5 ConvNets x 300 epochs.
+Reduced budget for a 2-core CPU: K=200 outer iterations, batch_real 64 (a digits class has only
+~135 training images), evaluation of 5 ConvNets x 300 epochs, and the same evaluation of 1 random
+real image per class for comparison (both in runs/digits/summary.json; the README gives the
+measured figures and time).
+
+ConvNet depth 2, not 3: on 8x8 inputs a depth-3 ConvNet instance-normalises 2x2 feature maps in
+its last block (4 values per channel), which makes the per-class gradients nearly orthogonal. Measured
+here with depth 3: matching loss stuck at ~370 of a possible ~394 and 15.5% test accuracy, below
+random real images (65.3%); depth 2 and depth 1 reached 88.6% and 90.7% at K=100.
 """
 from configs import common
 
@@ -12,8 +18,11 @@ from configs import common
 def get_config():
     c = common.get_config()
     c.dataset = "digits"
-    c.ipc = 10
-    c.num_iterations = 100
+    c.ipc = 1
+    c.net.depth = 2
+    c.num_iterations = 200
     c.batch_real = 64
-    c.checkpoint_every = 20
+    c.checkpoint_every = 50
+    c.log_every = 20
+    c.eval.compare_random = True
     return c

@@ -146,6 +146,17 @@ RESUMABLE_FIELDS = ("num_iterations", "checkpoint_every", "log_every", "eval_eve
                     "data_dir", "class_parallel", "class_chunk")
 
 
+def warn_if_degenerate(module: nn.Module, image_shape: tuple[int, ...], warn: Callable[[str], None]) -> None:
+    """Warn when a ConvNet's last block normalises a map of 2x2 or less (gradients become near-orthogonal)."""
+    from dcjax.nets.convnet import ConvNet, last_norm_map_size
+    if isinstance(module, ConvNet) and module.norm in ("instance", "group", "layer"):
+        size = last_norm_map_size(tuple(image_shape), module.depth, module.pooling)
+        if size <= 2:
+            warn(f"warning: ConvNet depth {module.depth} normalises {size}x{size} feature maps in its last block "
+                 f"for {image_shape[0]}x{image_shape[1]} inputs; gradient matching barely learns there. "
+                 f"Use a smaller --config.net.depth.")
+
+
 def _state_dict(state: CondenseState) -> dict[str, Any]:
     return flax.serialization.to_state_dict(jax.device_get(state))
 
@@ -178,6 +189,7 @@ def run(config: Any, workdir: str) -> dict[str, Any]:
     module = model_from_config(config, dataset.num_classes, dataset.image_shape)
     config_dict = config.to_dict()
     log = reporting.RunLog(workdir, config, dataset)
+    warn_if_degenerate(module, dataset.image_shape, log.message)
 
     checkpoints = RunCheckpoints(workdir)
     state = init_state(config, dataset)

@@ -56,6 +56,18 @@ def _write_json(path: str, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def random_real_evaluation(log: "RunLog", module: nn.Module) -> dict[str, Any]:
+    """Evaluate ipc random real images per class exactly as the synthetic set is evaluated.
+
+    The images are drawn with the run's initialisation key, so with `init='real'` this is the
+    evaluation of the set before condensation.
+    """
+    from dcjax.baselines import random_real
+    from dcjax.condense import root_keys
+    baseline = random_real(log.dataset, int(log.config.ipc), root_keys(log.config.seed)["init"])
+    return log.evaluate_set(baseline.images, baseline.labels, module)
+
+
 class _LinePrinter:
     """Stand-in for a progress bar when output is not a terminal: a log line every `every` iterations."""
 
@@ -145,6 +157,11 @@ class RunLog:
             summary["evaluation"] = result
             self.message(f"final test accuracy {100 * result['mean']:.2f} +- {100 * result['std']:.2f}% "
                          f"over {result['num_models']} networks")
+            if self.config.eval.compare_random:
+                baseline = random_real_evaluation(self, module)
+                summary["random_real_evaluation"] = baseline
+                self.message(f"random real images, same size and evaluation: {100 * baseline['mean']:.2f} "
+                             f"+- {100 * baseline['std']:.2f}%")
         summary["total_seconds"] = round(time.time() - self.t0, 2)
         _write_json(os.path.join(self.workdir, "summary.json"), summary)
         return summary

@@ -144,3 +144,12 @@ def test_command_line_reports_bad_config_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: config.ipc must be")
     assert not (tmp_path / "w").exists()
+
+
+def test_batch_norm_network_condenses_and_is_evaluated_as_its_instance_norm_twin(tmp_path):
+    config = tiny_config(model="ConvNetBN", num_iterations=2, bn_batch_per_class=4,
+                         **{"eval.num_models": 1, "eval.epochs": 1})
+    summary = dcjax.run(config, str(tmp_path))
+    assert np.isfinite(summary["evaluation"]["mean"])
+    assert summary["evaluation"]["model"]["norm"] == "instance"
+    assert dcjax.load_synthetic(str(tmp_path)).metadata["model_fields"]["norm"] == "batch"

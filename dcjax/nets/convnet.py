@@ -16,6 +16,14 @@ def first_conv_padding(image_shape: tuple[int, int, int]) -> int:
     return 3 if tuple(image_shape[:2]) == (28, 28) else 1
 
 
+def last_norm_map_size(image_shape: tuple[int, int, int], depth: int, pooling: str) -> int:
+    """Side of the feature map the last block normalises (instance/group norm need more than 2x2)."""
+    size = image_shape[0] + 2 * first_conv_padding(image_shape) - 2
+    if pooling != "none":
+        size //= 2 ** (depth - 1)
+    return size
+
+
 class ConvNet(nn.Module):
     """ConvNet-W-D with configurable norm, activation and pooling (paper Tables T6-T10)."""
     num_classes: int

@@ -1,0 +1,61 @@
+"""Evaluation recipe, vmapped vs sequential networks, the random baseline and PNG grids."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dcjax import baselines, data
+from dcjax.condense import warn_if_degenerate
+from dcjax.evaluate import EvalRecipe, evaluate
+from dcjax.nets import get_model
+from dcjax.viz import image_grid
+
+
+@pytest.mark.parametrize("epochs,phases", [(300, (152, 149)), (1000, (502, 499)), (4, (4, 1)), (1, (2, 0)), (0, (1, 0))])
+def test_learning_rate_phases_follow_the_reference(epochs, phases):
+    # reference: range(Epoch+1) epochs, lr x0.1 after epoch Epoch//2 + 1
+    assert EvalRecipe(epochs=epochs).phase_epochs() == phases
+
+
+def separable_problem():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 6, 6, 1)) * 2
+    y_train, y_test = np.repeat(np.arange(3), 4), np.repeat(np.arange(3), 20)
+    x_train = centres[y_train] + 0.3 * rng.standard_normal((12, 6, 6, 1))
+    x_test = centres[y_test] + 0.3 * rng.standard_normal((60, 6, 6, 1))
+    return [jnp.asarray(a, jnp.float32) for a in (x_train, y_train, x_test, y_test)]
+
+
+def test_vmapped_networks_equal_networks_trained_one_after_another():
+    x, y, xt, yt = separable_problem()
+    module = get_model("MLP", 3, width=16)
+    key = jax.random.PRNGKey(0)
+    recipe = dict(epochs=20, batch_size=5, test_batch_size=7)
+    together = evaluate(module, x, y, xt, yt, key, 3, EvalRecipe(parallel="vmap", **recipe))
+    in_turn = evaluate(module, x, y, xt, yt, key, 3, EvalRecipe(parallel="map", **recipe))
+    np.testing.assert_allclose(together, in_turn, atol=1 / 60 + 1e-6)
+    assert together.mean() > 0.9   # an easy problem is learnt
+
+
+def test_random_real_baseline_takes_distinct_images_of_each_class():
+    dataset = data.load("digits")
+    synset = baselines.random_real(dataset, 3, jax.random.PRNGKey(0))
+    assert synset.images.shape == (30, 8, 8, 1)
+    x, y = np.asarray(dataset.x_train), np.asarray(dataset.y_train)
+    for image, label in zip(synset.images, synset.labels):
+        assert y[np.where(np.all(x == image, axis=(1, 2, 3)))[0]].tolist()[:1] == [label]
+    assert len({img.tobytes() for img in synset.images}) == 30
+
+
+def test_grid_has_one_row_per_class():
+    images = np.zeros((6, 4, 4, 3), np.float32)
+    grid = image_grid(images, rows=3, min_size=4, pad=1)
+    assert grid.shape == (3 * 5 + 1, 2 * 5 + 1, 3) and grid.dtype == np.uint8
+
+
+def test_degenerate_depth_is_warned_about():
+    messages = []
+    warn_if_degenerate(get_model("ConvNet", 10, depth=3), (8, 8, 1), messages.append)
+    warn_if_degenerate(get_model("ConvNet", 10, depth=2), (8, 8, 1), messages.append)
+    warn_if_degenerate(get_model("ConvNet", 10, depth=3), (28, 28, 1), messages.append)
+    assert len(messages) == 1 and "depth 3" in messages[0]
