@@ -12,6 +12,7 @@ derives from `config.seed` (the reference seeds from the wall clock).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import flax
@@ -21,7 +22,10 @@ import jax.numpy as jnp
 import optax
 
 from dcjax import data as data_lib
-from dcjax.configuration import resolved_loops
+from dcjax import reporting
+from dcjax.checkpoint import RunCheckpoints, SyntheticSet, save_synthetic
+from dcjax.configuration import resolved_loops, root_keys, validate
+from dcjax.errors import ConfigError, DcjaxError
 from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model, uses_batch_norm
 from dcjax.training import train_epochs
@@ -47,12 +51,6 @@ def model_from_config(config: Any, num_classes: int, image_shape: tuple[int, ...
 def image_optimizer(config: Any) -> optax.GradientTransformation:
     """SGD with momentum on the synthetic images (paper: lr 0.1, momentum 0.5)."""
     return optax.sgd(config.lr_img, momentum=config.momentum_img)
-
-
-def root_keys(seed: int) -> dict[str, jax.Array]:
-    """Independent keys for initialisation, iterations and evaluation, all from the seed."""
-    root = jax.random.PRNGKey(seed)
-    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "iterations", "eval"))}
 
 
 def initial_images(config: Any, dataset: data_lib.Dataset, key: jax.Array) -> jax.Array:
@@ -162,7 +160,6 @@ def _state_dict(state: CondenseState) -> dict[str, Any]:
 
 
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: str) -> None:
-    from dcjax.errors import ConfigError
     changed = sorted(k for k in set(saved) | set(current)
                      if k not in RESUMABLE_FIELDS and saved.get(k) != current.get(k))
     if changed:
@@ -177,16 +174,12 @@ def run(config: Any, workdir: str) -> dict[str, Any]:
     Writes `checkpoints/`, `synthetic/` (the finished set), `images/` (PNG grids),
     `metrics.jsonl` and `summary.json` (final evaluation and wall times); returns the summary.
     """
-    from dcjax import reporting
-    from dcjax.checkpoint import RunCheckpoints, SyntheticSet, save_synthetic
-    from dcjax.configuration import validate
-
     validate(config)
     dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
     data_lib.check_batch_size(dataset, config.batch_real, field="batch_real")
-    if uses_batch_norm(model_from_config(config, dataset.num_classes, dataset.image_shape)):
-        data_lib.check_batch_size(dataset, config.bn_batch_per_class, field="bn_batch_per_class")
     module = model_from_config(config, dataset.num_classes, dataset.image_shape)
+    if uses_batch_norm(module):
+        data_lib.check_batch_size(dataset, config.bn_batch_per_class, field="bn_batch_per_class")
     config_dict = config.to_dict()
     log = reporting.RunLog(workdir, config, dataset)
     warn_if_degenerate(module, dataset.image_shape, log.message)
@@ -209,9 +202,8 @@ def run(config: Any, workdir: str) -> dict[str, Any]:
         iteration = int(state.iteration)
         loss = float(loss)
         log.iteration(iteration, loss, progress)
-        if not jnp.isfinite(loss):
+        if not math.isfinite(loss):
             checkpoints.wait()
-            from dcjax.errors import DcjaxError
             raise DcjaxError(f"matching loss became {loss} at iteration {iteration}; the last good checkpoint "
                              f"is kept in {checkpoints.directory}; lower config.lr_img and resume")
         if iteration % config.checkpoint_every == 0 or iteration == num_iterations:

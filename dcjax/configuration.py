@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 from dcjax.errors import ConfigError
 from dcjax.matching import METRICS
 
@@ -35,6 +37,12 @@ def resolved_loops(config: Any) -> tuple[int, int]:
     if config.get("inner_loop") is not None:
         inner = int(config.inner_loop)
     return outer, inner
+
+
+def root_keys(seed: int) -> dict[str, jax.Array]:
+    """Independent keys for initialisation, iterations and evaluation, all from the seed."""
+    root = jax.random.PRNGKey(seed)
+    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "iterations", "eval"))}
 
 
 def _require(condition: bool, message: str) -> None:

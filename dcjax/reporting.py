@@ -13,7 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dcjax import data as data_lib
+from dcjax.baselines import random_real
 from dcjax.checkpoint import SyntheticSet
+from dcjax.configuration import root_keys
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.nets import get_model, instance_norm_twin
 from dcjax.viz import save_grid
@@ -62,8 +64,6 @@ def random_real_evaluation(log: "RunLog", module: nn.Module) -> dict[str, Any]:
     The images are drawn with the run's initialisation key, so with `init='real'` this is the
     evaluation of the set before condensation.
     """
-    from dcjax.baselines import random_real
-    from dcjax.condense import root_keys
     baseline = random_real(log.dataset, int(log.config.ipc), root_keys(log.config.seed)["init"])
     return log.evaluate_set(baseline.images, baseline.labels, module)
 
@@ -123,7 +123,6 @@ class RunLog:
         progress.update(iteration, loss)
 
     def evaluate_set(self, images: np.ndarray, labels: np.ndarray, module: nn.Module) -> dict[str, Any]:
-        from dcjax.condense import root_keys
         model = eval_model(self.config, module, self.dataset.num_classes)
         t0 = time.time()
         accs = evaluate(model, images, labels, self.dataset.x_test, self.dataset.y_test,
