@@ -24,8 +24,8 @@ from absl import app, flags, logging  # noqa: E402
 
 import dcjax  # noqa: E402
 from configs import cpu_protocol  # noqa: E402
-from dcjax import baselines, data, reporting  # noqa: E402
-from dcjax.condense import model_from_config, root_keys  # noqa: E402
+from dcjax import data, reporting  # noqa: E402
+from dcjax.condense import model_from_config  # noqa: E402
 
 _IPC = flags.DEFINE_multi_integer("ipc", [1, 10], "Images per class to run.")
 _RUNS = flags.DEFINE_string("runs", os.path.join(ROOT, "runs"), "Where the condensation workdirs go.")
@@ -42,11 +42,11 @@ def machine() -> dict:
 
 
 def random_row(config, ipc: int) -> dict:
+    """ipc random real images per class, evaluated exactly as the condensed set will be."""
     dataset = data.load(config.dataset, config.data_dir, config.data_source)
-    synset = baselines.random_real(dataset, ipc, root_keys(config.seed)["init"])
     module = model_from_config(config, dataset.num_classes, dataset.image_shape)
     log = reporting.RunLog(os.path.join(_RUNS.value, f"random_fmnist_ipc{ipc}"), config, dataset)
-    return log.evaluate_set(synset.images, synset.labels, module)
+    return reporting.random_real_evaluation(log, module)
 
 
 def markdown(results: dict) -> str:
