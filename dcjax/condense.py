@@ -28,6 +28,7 @@ from dcjax.configuration import resolved_loops, root_keys, validate
 from dcjax.errors import ConfigError, DcjaxError
 from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model, uses_batch_norm
+from dcjax.nets.convnet import ConvNet, last_norm_map_size
 from dcjax.training import train_epochs
 
 PyTree = Any
@@ -146,7 +147,6 @@ RESUMABLE_FIELDS = ("num_iterations", "checkpoint_every", "log_every", "eval_eve
 
 def warn_if_degenerate(module: nn.Module, image_shape: tuple[int, ...], warn: Callable[[str], None]) -> None:
     """Warn when a ConvNet's last block normalises a map of 2x2 or less (gradients become near-orthogonal)."""
-    from dcjax.nets.convnet import ConvNet, last_norm_map_size
     if isinstance(module, ConvNet) and module.norm in ("instance", "group", "layer"):
         size = last_norm_map_size(tuple(image_shape), module.depth, module.pooling)
         if size <= 2:
