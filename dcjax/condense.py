@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dcjax import compilation
 from dcjax import data as data_lib
 from dcjax import reporting
 from dcjax.checkpoint import RunCheckpoints, SyntheticSet, save_synthetic
@@ -79,7 +80,7 @@ OuterStep = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax
 
 def make_outer_step(module: nn.Module, config: Any) -> OuterStep:
     """The jit-compiled outer iteration: (state, dataset) -> (next state, mean matching loss)."""
-    return jax.jit(outer_step_function(module, config))
+    return compilation.jit(outer_step_function(module, config))
 
 
 def outer_step_function(module: nn.Module, config: Any) -> OuterStep:

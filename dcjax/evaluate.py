@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dcjax import compilation
 from dcjax.training import accuracy, train_epochs
 
 
@@ -69,14 +70,22 @@ def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_t
     parallel = recipe.parallel
     if parallel == "auto":
         parallel = "map" if jax.default_backend() == "cpu" else "vmap"
-    return np.asarray(_train_and_test_all(module, recipe, parallel, keys, images, labels, x_test, y_test))
+    return np.asarray(_train_and_test_all(module, recipe, parallel)(keys, images, labels, x_test, y_test))
 
 
-@functools.partial(jax.jit, static_argnames=("module", "recipe", "parallel"))
-def _train_and_test_all(module: nn.Module, recipe: EvalRecipe, parallel: str, keys: jax.Array,
-                        images: jax.Array, labels: jax.Array, x_test: jax.Array, y_test: jax.Array) -> jax.Array:
-    """Compiled once per (network, recipe, shapes): repeated evaluations of a run reuse it."""
-    one = lambda k: train_and_test(module, recipe, k, images, labels, x_test, y_test)
-    if parallel == "map":
-        return jax.lax.map(one, keys)
-    return jax.vmap(one)(keys)
+def evaluation_program(module: nn.Module, recipe: EvalRecipe, parallel: str):
+    """(keys, images, labels, x_test, y_test) -> accuracies of len(keys) networks, before `jit`."""
+    def run(keys: jax.Array, images: jax.Array, labels: jax.Array, x_test: jax.Array,
+            y_test: jax.Array) -> jax.Array:
+        one = lambda k: train_and_test(module, recipe, k, images, labels, x_test, y_test)
+        if parallel == "map":
+            return jax.lax.map(one, keys)
+        return jax.vmap(one)(keys)
+
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def _train_and_test_all(module: nn.Module, recipe: EvalRecipe, parallel: str):
+    """The compiled evaluation of a (network, recipe, mode): repeated evaluations of a run reuse it."""
+    return compilation.jit(evaluation_program(module, recipe, parallel))

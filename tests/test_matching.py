@@ -129,11 +129,12 @@ def test_image_gradient_matches_finite_differences():
             assert np.sum(grad * direction) == pytest.approx(numeric, rel=1e-5, abs=1e-8)
 
 
-@pytest.mark.parametrize("padding", [1, 3])
-def test_matmul_gradient_convolution_equals_xla_convolution(padding):
+@pytest.mark.parametrize("padding,channels", [(1, 3), (3, 3), (1, 8), (0, 8)])
+def test_matmul_gradient_convolution_equals_xla_convolution(padding, channels):
+    # 3 input channels take the im2col path (3 * 9 <= 64), 8 the one-matmul-per-offset path.
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
-    x = jax.random.normal(keys[0], (2, 7, 7, 3))
-    w = jax.random.normal(keys[1], (3, 3, 3, 4))
+    x = jax.random.normal(keys[0], (2, 7, 7, channels))
+    w = jax.random.normal(keys[1], (3, 3, channels, 4))
     probe = jax.random.normal(keys[2], (2, 7 + 2 * padding - 2, 7 + 2 * padding - 2, 4))
 
     def loss(impl):
@@ -146,3 +147,16 @@ def test_matmul_gradient_convolution_equals_xla_convolution(padding):
     # Second order (what the matching loss needs): gradient of a function of the weight gradient.
     second = {impl: jax.grad(lambda x: jnp.sum(jax.grad(loss(impl), 1)(x, w) ** 2))(x) for impl in ("matmul_grad", "xla")}
     np.testing.assert_allclose(second["matmul_grad"], second["xla"], rtol=1e-4, atol=1e-3)
+
+
+def test_matmul_gradient_convolution_under_vmap_equals_per_example_gradients():
+    keys = jax.random.split(jax.random.PRNGKey(4), 2)
+    xs = jax.random.normal(keys[0], (3, 2, 6, 6, 8))
+    w = jax.random.normal(keys[1], (3, 3, 8, 5))
+
+    def weight_grad(impl):
+        return lambda x: jax.grad(lambda w: jnp.sum(jnp.sin(conv2d(x, w, 1, 1, impl))))(w)
+
+    batched = jax.vmap(weight_grad("matmul_grad"))(xs)
+    looped = jnp.stack([weight_grad("xla")(x) for x in xs])
+    np.testing.assert_allclose(batched, looped, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Measure dcjax's speed and memory: python bin/bench.py [--quick] [--out=benchmarks/results]
+
+Runs the suite of dcjax.bench_report (matching steps, inner updates, outer iterations,
+evaluation, CIFAR-100 memory, and the reference-style PyTorch step when torch is installed), one
+fresh process per case, and writes <out>/<name>.json and .md after every case. Run it on an
+otherwise idle machine: it is a benchmark, not a test.
+"""
+import sys
+
+import _common  # noqa: F401  (puts the repository root on sys.path)
+from absl import app, flags
+
+from dcjax import bench_report
+
+_OUT = flags.DEFINE_string("out", "benchmarks/results", "Directory for the JSON and Markdown tables.")
+_NAME = flags.DEFINE_string("name", None, "File name stem (default: bench_<backend>, or bench_quick).")
+_QUICK = flags.DEFINE_bool("quick", False, "One small case of each kind (a smoke run, minutes).")
+_TORCH = flags.DEFINE_bool("torch", True, "Include the PyTorch reference step if torch is installed.")
+_TIMEOUT = flags.DEFINE_float("case_timeout", 1800, "Seconds after which one case is abandoned.")
+
+
+def main(argv):
+    del argv
+    import jax
+    command = "python " + " ".join(sys.argv)
+    name = _NAME.value or ("bench_quick" if _QUICK.value else f"bench_{jax.default_backend()}")
+    cases = bench_report.default_suite(_TORCH.value and bench_report.torch_available(), _QUICK.value)
+
+    def progress(report):
+        row = report["rows"][-1]
+        result = row["result"]
+        print(f"[{len(report['rows'])}/{len(cases)}] {row['case']['kind']} {row['case']['label']}: "
+              + (result["error"] if "error" in result else f"{result.get('median_s', '-')} s"), flush=True)
+        bench_report.write(report, _OUT.value, name, command)
+
+    report = bench_report.run_suite(cases, progress, _TIMEOUT.value)
+    json_path, md_path = bench_report.write(report, _OUT.value, name, command)
+    print(f"wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,180 @@
+"""The benchmark suite `bin/bench.py` runs, and its JSON and Markdown report.
+
+Every row is one `dcjax.benchmark.Case` measured in its own process. The suite is chosen for the
+questions users and the performance issue ask: how fast is a matching step at the paper's settings
+(and which formulation is fastest), how does it compare with the authors' PyTorch code on the same
+machine, what do inner updates, whole outer iterations and evaluations cost, and how much memory
+does CIFAR-100 (100 classes x 256 real images) need.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.util
+import json
+import os
+from typing import Any, Callable, Iterable
+
+from dcjax.benchmark import Case, machine_description, run_in_subprocess
+
+MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
+
+
+def default_suite(include_torch: bool, quick: bool = False) -> list[Case]:
+    """The cases of the committed table; `quick` keeps one of each kind (for a smoke run)."""
+    if quick:
+        return [Case("peak"), Case("matching", "dcjax default", batch_real=16, repeats=1),
+                Case("inner", "ipc 10", ipc=10, repeats=1),
+                Case("eval", "map", ipc=2, num_models=2, epochs=1, mode="map", repeats=1)]
+    cases = [Case("peak")]
+    for batch in (64, 256):
+        cases += [
+            Case("matching", "dcjax CPU default: classes unrolled, matmul weight grad", batch_real=batch),
+            Case("matching", "same, XLA's default scheduler", batch_real=batch, scheduler="default"),
+            Case("matching", "classes vmapped", batch_real=batch, mode="vmap"),
+            Case("matching", "classes vmapped, 2 at a time (class_chunk 2)", batch_real=batch, mode="vmap",
+                 class_chunk=2),
+            Case("matching", "lax.map over classes (class_chunk 1)", batch_real=batch, mode="vmap", class_chunk=1),
+        ]
+        if batch == 64:   # the naive formulation is far slower; one batch size shows it
+            cases += [Case("matching", "naive: classes unrolled, lax.conv gradients", batch_real=batch,
+                           conv_impl="xla", scheduler="default"),
+                      Case("matching", "naive: classes vmapped, lax.conv gradients", batch_real=batch,
+                           conv_impl="xla", mode="vmap", scheduler="default", repeats=1)]
+        if include_torch:
+            cases.append(Case("torch_matching", "PyTorch, reference style", batch_real=batch))
+    for image in (MNIST, CIFAR):
+        for ipc in (1, 10, 50):
+            if image == MNIST and ipc == 1:
+                continue   # already above
+            cases.append(Case("matching", "dcjax CPU default", image=image, ipc=ipc))
+    cases += [Case("inner", "ipc 10 (50 SGD steps)", ipc=10), Case("inner", "ipc 50 (20 SGD steps)", ipc=50),
+              Case("outer", "ipc 1", ipc=1), Case("outer", "ipc 10", ipc=10, repeats=1)]
+    for mode in ("vmap", "map", "sequential"):
+        cases.append(Case("eval", mode, ipc=10, num_models=20, epochs=4, mode=mode, repeats=1))
+    for chunk in (None, 25, 10):
+        cases.append(Case("matching", f"CIFAR-100, classes vmapped, class_chunk {chunk}", classes=100,
+                          image=CIFAR, mode="vmap", class_chunk=chunk, compile_only=True))
+    cases.append(Case("outer", "CIFAR-100 ipc 10, classes vmapped, class_chunk 10", classes=100, image=CIFAR,
+                      ipc=10, mode="vmap", class_chunk=10, compile_only=True))
+    return cases
+
+
+def run_suite(cases: Iterable[Case], on_result: Callable[[dict[str, Any]], None] | None = None,
+              timeout_s: float | None = None) -> dict[str, Any]:
+    """Measure every case (one process each); `on_result(report)` after each row."""
+    report: dict[str, Any] = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                              "machine": machine_description(), "rows": []}
+    for case in cases:
+        row = {"case": dataclasses.asdict(case), "result": run_in_subprocess(case, timeout_s)}
+        report["rows"].append(row)
+        if on_result is not None:
+            on_result(report)
+    return report
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _peak(report: dict[str, Any]) -> float | None:
+    for row in report["rows"]:
+        if row["case"]["kind"] == "peak" and "error" not in row["result"]:
+            return max(row["result"]["numpy_gflops_per_s"], row["result"]["jax_gflops_per_s"])
+    return None
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _setting(case: dict[str, Any]) -> str:
+    h, w, c = case["image"]
+    text = f"{case['classes']} cl, {h}x{w}x{c}, ipc {case['ipc']}"
+    if case["kind"] in ("matching", "torch_matching", "outer"):
+        text += f", batch_real {case['batch_real']}"
+    if case["kind"] == "eval":
+        text = f"{case['num_models']} nets, {case['classes'] * case['ipc']} images, {h}x{w}x{c}"
+    return text
+
+
+def _torch_reference(report: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {row["case"]["batch_real"]: row["result"] for row in report["rows"]
+            if row["case"]["kind"] == "torch_matching" and "error" not in row["result"]}
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+    """The report as Markdown: one table per kind, figures as measured."""
+    peak = _peak(report)
+    torch_rows = _torch_reference(report)
+    machine = report["machine"]
+    lines = ["# dcjax benchmark", "",
+             f"Command: `{command}`  ", f"Date: {report['date']}  ",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
+             f"Python {machine['python']}, jax {machine['jax']}, flax {machine['flax']}"
+             + (f", torch {machine['torch']}" if "torch" in machine else "") + f"; backend {machine['backend']}", ""]
+    for row in report["rows"]:
+        if row["case"]["kind"] == "peak" and "error" not in row["result"]:
+            r = row["result"]
+            lines += [f"Measured float32 matmul peak (2048x2048): NumPy {r['numpy_gflops_per_s']:.0f} GFLOP/s, "
+                      f"jax.numpy {r['jax_gflops_per_s']:.0f} GFLOP/s; '% peak' below divides by the larger.", ""]
+    lines += ["Times are medians of the timed runs after one warm-up run, each case in a fresh process. "
+              "'peak RSS' is that process's maximum resident memory (compilation included); 'XLA temp' is "
+              "the compiled program's scratch memory from `memory_analysis()` (what an accelerator would need "
+              "besides arguments and outputs). GFLOP are XLA's `cost_analysis()` count.", ""]
+    header = ("| kind | formulation | setting | median s | runs | compile s | GFLOP | GFLOP/s | % peak | "
+              "peak RSS GB | XLA temp GB | vs PyTorch |")
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in report["rows"]:
+        case, result = row["case"], row["result"]
+        if case["kind"] == "peak":
+            continue
+        if "error" in result:
+            lines.append(f"| {case['kind']} | {case['label']} | {_setting(case)} | error: {result['error']} |"
+                         + " |" * 8)
+            continue
+        median = result.get("median_s")
+        gfs = result.get("gflops_per_s")
+        versus = ""
+        reference = torch_rows.get(case["batch_real"])
+        if (case["kind"] == "matching" and reference and median and case["classes"] == 10
+                and case["ipc"] == 1 and tuple(case["image"]) == MNIST):
+            versus = f"{reference['median_s'] / median:.2f}x faster"
+        runs = "compile only" if case["compile_only"] else str(len(result.get("times_s", [])))
+        lines.append("| " + " | ".join([
+            case["kind"], case["label"] or case["mode"], _setting(case), _fmt(median), runs,
+            _fmt(result.get("compile_s"), 1), _fmt(result.get("gflop"), 1), _fmt(gfs, 1),
+            _fmt(100 * gfs / peak if gfs and peak else None, 0), _fmt(result.get("peak_rss_gb")),
+            _fmt(result.get("xla_temp_gb")), versus]) + " |")
+    extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]]
+    if extra:
+        lines += ["", "Inner updates: time per SGD step = median / steps. Evaluation: `epochs` in the recipe "
+                  "(E+1 epochs run, as the reference), batch 256, then a 2000-image test pass per network. "
+                  "XLA counts a loop body once, so no FLOP rate is given for outer iterations and evaluation.", ""]
+        for row in extra:
+            case, result = row["case"], row["result"]
+            if case["kind"] == "inner":
+                lines.append(f"- inner, {case['label']}: {result['sgd_steps']} SGD steps, "
+                             f"{1000 * result['per_step_s']:.0f} ms per step")
+            else:
+                lines.append(f"- eval {case['mode']}: {case['num_models']} networks x {result['epochs_run']} "
+                             f"epochs + test: {result['median_s']:.1f} s")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict[str, Any], out_dir: str, name: str, command: str) -> tuple[str, str]:
+    """Write `<name>.json` and `<name>.md` (atomically, so an interrupted run leaves the last good pair)."""
+    os.makedirs(out_dir, exist_ok=True)
+    report = {**report, "command": command}
+    paths = []
+    for suffix, text in (("json", json.dumps(report, indent=1)), ("md", markdown(report, command))):
+        path = os.path.join(out_dir, f"{name}.{suffix}")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        paths.append(path)
+    return paths[0], paths[1]

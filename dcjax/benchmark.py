@@ -1,0 +1,301 @@
+"""Speed and memory of dcjax's compiled programs, measured the same way every time.
+
+Each case runs in a fresh Python process (`python -m dcjax.benchmark '<case json>'`) so that its
+peak resident memory is its own and one case's compilation caches cannot help another. A case
+compiles its program once (timed), reads XLA's FLOP count (`cost_analysis`) and buffer sizes
+(`memory_analysis`), runs it once to warm up, then times `repeats` runs and reports the median.
+Data are random arrays of the right shapes: the timings do not depend on pixel values, and the
+benchmark needs no dataset. `bin/bench.py` runs a suite of cases and writes the tables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dcjax import compilation
+
+SCHEDULERS = ("memory", "default")
+EVAL_TEST_IMAGES = 2000   # test-set size of the evaluation case (a real test set has 10 000: ~5x the test pass)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One measurement. `kind` picks the function; the other fields are its settings."""
+    kind: str                      # peak | matching | inner | outer | eval | torch_matching
+    label: str = ""
+    classes: int = 10
+    image: tuple[int, int, int] = (28, 28, 1)
+    ipc: int = 1
+    batch_real: int = 256
+    mode: str = "unroll"           # matching: unroll | vmap | map ; eval: vmap | map | sequential
+    class_chunk: int | None = None
+    conv_impl: str = "matmul_grad"
+    scheduler: str = "memory"      # memory: dcjax's CPU compiler options; default: XLA's defaults
+    num_models: int = 20
+    epochs: int = 10
+    repeats: int = 3
+    compile_only: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Case":
+        fields = json.loads(text)
+        fields["image"] = tuple(fields["image"])
+        return cls(**fields)
+
+
+def _options(scheduler: str) -> dict[str, str]:
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    return compilation.compiler_options() if scheduler == "memory" else {}
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6   # Linux reports KiB
+
+
+def _block(tree: Any) -> Any:
+    return jax.block_until_ready(tree)
+
+
+def compile_and_analyse(fun: Callable, args: Sequence[Any], options: dict[str, str]) -> tuple[Any, dict[str, Any]]:
+    """Compile `fun(*args)` (timed) and read XLA's FLOP count and buffer sizes for it."""
+    start = time.perf_counter()
+    compiled = jax.jit(fun, compiler_options=options).lower(*args).compile()
+    result: dict[str, Any] = {"compile_s": time.perf_counter() - start}
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    result["gflop"] = float(cost.get("flops", 0.0)) / 1e9 if cost else None
+    memory = compiled.memory_analysis()
+    if memory is not None:
+        result["xla_temp_gb"] = memory.temp_size_in_bytes / 1e9
+        result["xla_args_gb"] = memory.argument_size_in_bytes / 1e9
+        result["xla_out_gb"] = memory.output_size_in_bytes / 1e9
+    return compiled, result
+
+
+def time_compiled(fun: Callable, args: Sequence[Any], repeats: int, options: dict[str, str],
+                  compile_only: bool = False, feed_back: Callable | None = None) -> dict[str, Any]:
+    """Compile `fun(*args)`, analyse it, warm up once, and time `repeats` runs (median).
+
+    `feed_back(args, out)` gives the next call's arguments (e.g. the next state of a loop).
+    """
+    compiled, result = compile_and_analyse(fun, args, options)
+    if compile_only:
+        return result
+    out = _block(compiled(*args))
+    times = []
+    for _ in range(repeats):
+        if feed_back is not None:
+            args = feed_back(args, out)
+        start = time.perf_counter()
+        out = _block(compiled(*args))
+        times.append(time.perf_counter() - start)
+    result["times_s"] = times
+    result["median_s"] = statistics.median(times)
+    if result["gflop"]:
+        result["gflops_per_s"] = result["gflop"] / result["median_s"]
+    return result
+
+
+def _convnet(case: Case):
+    from dcjax.nets import get_model
+    return get_model("ConvNet", case.classes, case.image, conv_impl=case.conv_impl)
+
+
+def measure_peak(case: Case) -> dict[str, Any]:
+    """float32 matmul GFLOP/s of this machine: NumPy (its BLAS) and jax.numpy, 2048x2048."""
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    numpy_times = []
+    for _ in range(max(case.repeats, 5)):
+        start = time.perf_counter()
+        a @ a
+        numpy_times.append(time.perf_counter() - start)
+    ja = jnp.asarray(a)
+    jax_result = time_compiled(lambda x: x @ x, [ja], max(case.repeats, 5), {})
+    flop = 2 * n ** 3 / 1e9
+    return {"numpy_gflops_per_s": flop / statistics.median(numpy_times),
+            "jax_gflops_per_s": flop / jax_result["median_s"]}
+
+
+def measure_matching(case: Case) -> dict[str, Any]:
+    """One matching step (all classes' losses and image gradients), as `condense` runs it."""
+    from dcjax.matching import matching_loss_and_grad
+    module = _convnet(case)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    syn = jax.random.normal(keys[0], (case.classes, case.ipc) + case.image)
+    real = jax.random.normal(keys[1], (case.classes, case.batch_real) + case.image)
+    params = module.init(keys[2], syn[0], train=False)["params"]
+
+    def step(params, syn, real):
+        return matching_loss_and_grad(module.apply, params, {}, syn, real, "ours", case.mode, case.class_chunk)
+
+    return time_compiled(step, [params, syn, real], case.repeats, _options(case.scheduler), case.compile_only)
+
+
+def measure_inner(case: Case) -> dict[str, Any]:
+    """The inner network update of one outer step: zeta_theta epochs of SGD on the synthetic set."""
+    from dcjax.configuration import loops_for_ipc
+    from dcjax.training import train_epochs
+    module = _convnet(case)
+    _, inner_loop = loops_for_ipc(case.ipc)
+    n = case.classes * case.ipc
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(keys[0], (n,) + case.image)
+    y = jnp.repeat(jnp.arange(case.classes), case.ipc)
+    variables = module.init(keys[1], x[:1], train=False)
+    tx = optax.sgd(0.01)
+
+    def update(variables, x, key):
+        return train_epochs(module.apply, tx, variables, tx.init(variables["params"]), x, y, key, inner_loop, 256)[0]
+
+    result = time_compiled(update, [variables, x, keys[2]], case.repeats, _options(case.scheduler), case.compile_only)
+    steps = inner_loop * -(-n // 256)
+    result["sgd_steps"] = steps
+    # XLA's cost analysis counts a loop body once: here, one epoch of the epoch loop.
+    result["gflop"] = result["gflop"] * inner_loop if result.get("gflop") else None
+    if "median_s" in result:
+        result["per_step_s"] = result["median_s"] / steps
+        if result["gflop"]:
+            result["gflops_per_s"] = result["gflop"] / result["median_s"]
+    return result
+
+
+def _without_flop_rate(result: dict[str, Any]) -> dict[str, Any]:
+    """Programs with nested loops: XLA's count (each loop body once) is not the work done; drop it."""
+    result["xla_gflop_loop_bodies_once"] = result.pop("gflop", None)
+    result.pop("gflops_per_s", None)
+    return result
+
+
+def _random_dataset(case: Case, train_per_class: int = 500, test_size: int = 1000):
+    from dcjax import data
+    rng = np.random.default_rng(0)
+    y_train = np.repeat(np.arange(case.classes), train_per_class)
+    y_test = np.arange(test_size) % case.classes
+    x_train = rng.integers(0, 256, (len(y_train),) + case.image, dtype=np.uint8)
+    x_test = rng.integers(0, 256, (test_size,) + case.image, dtype=np.uint8)
+    return data.from_arrays("benchmark", x_train, y_train, x_test, y_test)
+
+
+def measure_outer(case: Case) -> dict[str, Any]:
+    """One full outer iteration (paper loops for the ipc), as `condense.run` compiles it."""
+    from configs import common
+    from dcjax import condense
+    config = common.paper_setting("benchmark", case.ipc)
+    config.batch_real = case.batch_real
+    config.class_parallel = case.mode
+    config.class_chunk = case.class_chunk
+    config.net.conv_impl = case.conv_impl
+    dataset = _random_dataset(case, train_per_class=max(case.batch_real, 300))
+    module = condense.model_from_config(config, dataset.num_classes, dataset.image_shape)
+    state = condense.init_state(config, dataset)
+    step = condense.outer_step_function(module, config)
+    return _without_flop_rate(time_compiled(step, [state, dataset], case.repeats, _options(case.scheduler),
+                                            case.compile_only, feed_back=lambda args, out: [out[0], args[1]]))
+
+
+def measure_eval(case: Case) -> dict[str, Any]:
+    """`num_models` networks trained on an ipc x classes set for `epochs`, then tested on 2000 images.
+
+    'vmap' and 'map' are one compiled program for all networks; 'sequential' calls the
+    one-network program `num_models` times from Python, as a user looping over seeds would.
+    """
+    from dcjax.evaluate import EvalRecipe, evaluation_program
+    module = _convnet(case)
+    dataset = _random_dataset(case, train_per_class=case.ipc, test_size=EVAL_TEST_IMAGES)
+    keys = jax.random.split(jax.random.PRNGKey(0), case.num_models)
+    recipe = EvalRecipe(epochs=case.epochs)
+    data_args = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
+    options = _options(case.scheduler)
+    if case.mode in ("vmap", "map"):
+        run = evaluation_program(module, recipe, case.mode)
+        result = time_compiled(run, [keys] + data_args, case.repeats, options, case.compile_only)
+    elif case.mode == "sequential":
+        run = evaluation_program(module, recipe, "map")
+        compiled, result = compile_and_analyse(run, [keys[:1]] + data_args, options)
+        _block(compiled(keys[:1], *data_args))
+        times = []
+        for _ in range(case.repeats):
+            start = time.perf_counter()
+            for i in range(case.num_models):
+                _block(compiled(keys[i:i + 1], *data_args))
+            times.append(time.perf_counter() - start)
+        result.update(times_s=times, median_s=statistics.median(times))
+    else:
+        raise ValueError(f"eval mode must be vmap, map or sequential, got {case.mode!r}")
+    result["epochs_run"] = sum(recipe.phase_epochs())
+    return _without_flop_rate(result)
+
+
+def measure_torch_matching(case: Case) -> dict[str, Any]:
+    """The reference-style PyTorch matching step (benchmarks/torch_matching.py), if torch is installed."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    import torch_matching
+    return torch_matching.time_matching_step(case.classes, case.image, case.ipc, case.batch_real, case.repeats)
+
+
+MEASURES = {"peak": measure_peak, "matching": measure_matching, "inner": measure_inner,
+            "outer": measure_outer, "eval": measure_eval, "torch_matching": measure_torch_matching}
+
+
+def measure(case: Case) -> dict[str, Any]:
+    """Run one case in this process; the result includes this process's peak memory."""
+    result = MEASURES[case.kind](case)
+    result["peak_rss_gb"] = _peak_rss_gb()
+    return result
+
+
+def run_in_subprocess(case: Case, timeout_s: float | None = None) -> dict[str, Any]:
+    """`measure(case)` in a fresh interpreter; errors come back as {'error': ...} (the suite goes on)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dcjax.benchmark", case.to_json()], capture_output=True,
+                              text=True, timeout=timeout_s, env=env, cwd=root)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s} s"}
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def machine_description() -> dict[str, Any]:
+    """CPU model, core count, memory and library versions of this machine."""
+    cpu = "?"
+    if os.path.exists("/proc/cpuinfo"):
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    import flax
+    described = {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gb, 1),
+                 "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+                 "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+    try:
+        import torch
+        described["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return described
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(measure(Case.from_json(sys.argv[1]))), flush=True)
