@@ -125,9 +125,11 @@ def markdown(report: dict[str, Any], command: str) -> str:
     lines += ["Times are medians of the timed runs after one warm-up run, each case in a fresh process. "
               "'peak RSS' is that process's maximum resident memory (compilation included); 'XLA temp' is "
               "the compiled program's scratch memory from `memory_analysis()` (what an accelerator would need "
-              "besides arguments and outputs). GFLOP are XLA's `cost_analysis()` count.", ""]
+              "besides arguments and outputs). GFLOP are XLA's `cost_analysis()` count (for chunked steps, "
+              "the loop body's count times the number of chunks). 'speed-up vs PyTorch' is the PyTorch "
+              "step's median time over this row's, same batch_real, same run.", ""]
     header = ("| kind | formulation | setting | median s | runs | compile s | GFLOP | GFLOP/s | % peak | "
-              "peak RSS GB | XLA temp GB | vs PyTorch |")
+              "peak RSS GB | XLA temp GB | speed-up vs PyTorch |")
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     for row in report["rows"]:
         case, result = row["case"], row["result"]
@@ -143,13 +145,14 @@ def markdown(report: dict[str, Any], command: str) -> str:
         reference = torch_rows.get(case["batch_real"])
         if (case["kind"] == "matching" and reference and median and case["classes"] == 10
                 and case["ipc"] == 1 and tuple(case["image"]) == MNIST):
-            versus = f"{reference['median_s'] / median:.2f}x faster"
+            versus = f"{reference['median_s'] / median:.2f}x"
         runs = "compile only" if case["compile_only"] else str(len(result.get("times_s", [])))
         lines.append("| " + " | ".join([
             case["kind"], case["label"] or case["mode"], _setting(case), _fmt(median), runs,
             _fmt(result.get("compile_s"), 1), _fmt(result.get("gflop"), 1), _fmt(gfs, 1),
             _fmt(100 * gfs / peak if gfs and peak else None, 0), _fmt(result.get("peak_rss_gb")),
             _fmt(result.get("xla_temp_gb")), versus]) + " |")
+    lines += ["", *_targets(report, peak)]
     extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]]
     if extra:
         lines += ["", "Inner updates: time per SGD step = median / steps. Evaluation: `epochs` in the recipe "
@@ -164,6 +167,49 @@ def markdown(report: dict[str, Any], command: str) -> str:
                 lines.append(f"- eval {case['mode']}: {case['num_models']} networks x {result['epochs_run']} "
                              f"epochs + test: {result['median_s']:.1f} s")
     return "\n".join(lines) + "\n"
+
+
+def _default_matching(report: dict[str, Any], batch_real: int) -> dict[str, Any] | None:
+    for row in report["rows"]:
+        c = row["case"]
+        if (c["kind"] == "matching" and c["batch_real"] == batch_real and c["mode"] == "unroll"
+                and c["scheduler"] == "memory" and c["conv_impl"] == "matmul_grad" and c["ipc"] == 1
+                and c["classes"] == 10 and tuple(c["image"]) == MNIST and "error" not in row["result"]):
+            return row["result"]
+    return None
+
+
+def _targets(report: dict[str, Any], peak: float | None) -> list[str]:
+    """The performance issue's targets, each with the measured figure and whether it is met."""
+    lines = ["## Targets (performance issue), from the rows above", "",
+             "| target | measured | met |", "|---|---|---|"]
+    torch_rows = _torch_reference(report)
+    for batch in sorted(torch_rows):
+        ours = _default_matching(report, batch)
+        if ours is None:
+            continue
+        speed = torch_rows[batch]["median_s"] / ours["median_s"]
+        memory = ours["peak_rss_gb"] / torch_rows[batch]["peak_rss_gb"]
+        lines.append(f"| matching step >= 1.5x faster than PyTorch, batch_real {batch} | {speed:.2f}x | "
+                     f"{'yes' if speed >= 1.5 else f'no ({1.5 / speed:.2f}x short)'} |")
+        lines.append(f"| peak memory <= 2x PyTorch's, batch_real {batch} | {memory:.2f}x "
+                     f"({ours['peak_rss_gb']:.2f} / {torch_rows[batch]['peak_rss_gb']:.2f} GB) | "
+                     f"{'yes' if memory <= 2.0 else 'no'} |")
+        if peak and ours.get("gflops_per_s"):
+            share = ours["gflops_per_s"] / peak
+            lines.append(f"| >= 50% of the matmul peak, batch_real {batch} | {100 * share:.0f}% | "
+                         f"{'yes' if share >= 0.5 else f'no ({50 - 100 * share:.0f} points short)'} |")
+    evals = {row["case"]["mode"]: row["result"] for row in report["rows"] if row["case"]["kind"] == "eval"}
+    if "sequential" in evals and "error" not in evals["sequential"]:
+        for mode in ("vmap", "map"):
+            if mode in evals:
+                r = evals[mode]
+                measured = (f"error: {r['error']}" if "error" in r
+                            else f"{evals['sequential']['median_s'] / r['median_s']:.2f}x")
+                met = "no" if "error" in r or evals["sequential"]["median_s"] / r["median_s"] < 5 else "yes"
+                lines.append(f"| 20 evaluation networks >= 5x faster than one after another ({mode}) | "
+                             f"{measured} | {met} |")
+    return lines
 
 
 def write(report: dict[str, Any], out_dir: str, name: str, command: str) -> tuple[str, str]:

@@ -107,8 +107,8 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     with `class_parallel='vmap'` as one `jax.vmap` over classes (the fast path on accelerators;
     `class_chunk` bounds memory by running groups of that many classes in sequence), or with
     'unroll' as one traced copy per class inside the same jitted program, which XLA's CPU backend
-    runs faster (measured, ConvNet-128, 10 classes, batch_real 64/256: 2.2/11.6 s unrolled
-    against 3.0/16 s vmapped; see benchmarks/). All modes give the same values.
+    runs faster (bin/bench.py, ConvNet-128, 10 classes, batch_real 64/256: 1.87/7.51 s unrolled
+    against 2.36/11.36 s vmapped; benchmarks/results/bench_cpu.md). All modes give the same values.
     """
     def one_class(args):
         syn_c, real_c, label = args

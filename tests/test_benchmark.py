@@ -1,0 +1,78 @@
+"""The benchmark code measures what it says (tiny cases; no timing is asserted)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dcjax import bench_report, compilation
+from dcjax.benchmark import Case, measure
+from dcjax.matching import matching_loss_and_grad
+from dcjax.nets import get_model
+
+
+def test_cpu_programs_get_the_memory_optimised_scheduler_and_accelerators_keep_defaults():
+    assert compilation.compiler_options("cpu") == {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+    assert compilation.compiler_options("gpu") == {}
+    assert compilation.compiler_options("tpu") == {}
+
+
+def test_scheduler_choice_does_not_change_the_matching_step():
+    module = get_model("ConvNet", 3, (8, 8, 1), width=8, depth=2)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    syn = jax.random.normal(keys[0], (3, 2, 8, 8, 1))
+    real = jax.random.normal(keys[1], (3, 5, 8, 8, 1))
+    params = module.init(keys[2], syn[0])["params"]
+    step = lambda p, s, r: matching_loss_and_grad(module.apply, p, {}, s, r, "ours", "unroll")
+    tuned = jax.jit(step, compiler_options=compilation.compiler_options("cpu"))(params, syn, real)
+    default = jax.jit(step)(params, syn, real)
+    for a, b in zip(tuned, default):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_case_survives_its_json_form():
+    case = Case("matching", "x", classes=3, image=(8, 8, 1), class_chunk=2, compile_only=True)
+    assert Case.from_json(case.to_json()) == case
+
+
+@pytest.mark.parametrize("mode", ["unroll", "vmap"])
+def test_matching_case_reports_time_flops_and_memory(mode):
+    result = measure(Case("matching", classes=2, image=(8, 8, 1), batch_real=3, mode=mode, repeats=2))
+    assert len(result["times_s"]) == 2 and result["median_s"] > 0
+    assert result["gflop"] > 0 and result["gflops_per_s"] > 0
+    assert result["xla_temp_gb"] >= 0 and result["peak_rss_gb"] > 0
+
+
+def test_inner_case_scales_the_loop_body_count_by_the_epochs():
+    one = measure(Case("inner", classes=2, image=(8, 8, 1), ipc=1, compile_only=True))
+    ten = measure(Case("inner", classes=2, image=(8, 8, 1), ipc=10, compile_only=True))
+    # ipc 1: 1 epoch of 1 step on 2 images; ipc 10: 50 epochs of 1 step on 20 images.
+    assert one["sgd_steps"] == 1 and ten["sgd_steps"] == 50
+    assert ten["gflop"] > 40 * one["gflop"]
+
+
+def test_report_renders_every_row_and_the_pytorch_ratio(tmp_path):
+    report = {"date": "today", "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 1.0, "python": "3",
+                                           "jax": "j", "flax": "f", "backend": "cpu"},
+              "rows": [{"case": vars(Case("peak")), "result": {"numpy_gflops_per_s": 100.0, "jax_gflops_per_s": 80.0}},
+                       {"case": vars(Case("matching", "fast", batch_real=64)),
+                        "result": {"median_s": 2.0, "times_s": [2.0], "gflop": 100.0, "gflops_per_s": 50.0,
+                                   "peak_rss_gb": 3.0}},
+                       {"case": vars(Case("torch_matching", "torch", batch_real=64)),
+                        "result": {"median_s": 4.0, "peak_rss_gb": 1.0}},
+                       {"case": vars(Case("outer", "broken")), "result": {"error": "boom"}}]}
+    text = bench_report.markdown(report, "cmd")
+    assert "| 2.00 | 1 |" in text and "| 50 |" in text      # 50 GFLOP/s of a 100 GFLOP/s peak
+    assert "| 2.00x |" in text and "error: boom" in text
+    assert "| matching step >= 1.5x faster than PyTorch, batch_real 64 | 2.00x | yes |" in text
+    assert "| peak memory <= 2x PyTorch's, batch_real 64 | 3.00x (3.00 / 1.00 GB) | no |" in text
+    assert "| >= 50% of the matmul peak, batch_real 64 | 50% | yes |" in text
+    json_path, md_path = bench_report.write(report, str(tmp_path), "b", "cmd")
+    assert open(md_path).read() == text and '"command": "cmd"' in open(json_path).read()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_chunked_step_flop_count_covers_every_class(chunk):
+    whole = measure(Case("matching", classes=4, image=(8, 8, 1), batch_real=3, mode="vmap", compile_only=True))
+    chunked = measure(Case("matching", classes=4, image=(8, 8, 1), batch_real=3, mode="vmap", class_chunk=chunk,
+                           compile_only=True))
+    assert chunked["gflop"] == pytest.approx(whole["gflop"], rel=0.1)
