@@ -30,6 +30,7 @@ from dcjax.errors import ConfigError, DcjaxError
 from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model, uses_batch_norm
 from dcjax.nets.convnet import ConvNet, last_norm_map_size
+from dcjax.workdir_lock import WorkdirLock
 from dcjax.training import train_epochs
 
 PyTree = Any
@@ -181,6 +182,12 @@ def run(config: Any, workdir: str) -> dict[str, Any]:
     module = model_from_config(config, dataset.num_classes, dataset.image_shape)
     if uses_batch_norm(module):
         data_lib.check_batch_size(dataset, config.bn_batch_per_class, field="bn_batch_per_class")
+    with WorkdirLock(workdir):
+        return _run_locked(config, workdir, dataset, module)
+
+
+def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn.Module) -> dict[str, Any]:
+    """The body of `run`, while this process holds the workdir's lock."""
     config_dict = config.to_dict()
     log = reporting.RunLog(workdir, config, dataset)
     warn_if_degenerate(module, dataset.image_shape, log.message)

@@ -153,3 +153,30 @@ def test_batch_norm_network_condenses_and_is_evaluated_as_its_instance_norm_twin
     assert np.isfinite(summary["evaluation"]["mean"])
     assert summary["evaluation"]["model"]["norm"] == "instance"
     assert dcjax.load_synthetic(str(tmp_path)).metadata["model_fields"]["norm"] == "batch"
+
+
+def _tree_snapshot(root):
+    return {os.path.relpath(os.path.join(d, f), root): os.path.getmtime(os.path.join(d, f))
+            for d, _, files in os.walk(root) for f in files}
+
+
+def test_second_run_on_a_busy_workdir_is_refused_and_touches_nothing(reference_run, tmp_path):
+    from dcjax.workdir_lock import WorkdirBusyError, WorkdirLock
+    workdir = tmp_path / "busy"
+    shutil.copytree(reference_run[0], workdir)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; sys.path.insert(0, sys.argv[1]); from dcjax.workdir_lock import WorkdirLock\n"
+                               "with WorkdirLock(sys.argv[2]):\n    print('held', flush=True); time.sleep(60)",
+                               REPO, str(workdir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _tree_snapshot(workdir)
+        with pytest.raises(WorkdirBusyError, match=rf"another dcjax run \(pid {holder.pid}\) is using .*busy; "
+                                                   r"wait for it to finish or use another --workdir"):
+            dcjax.run(tiny_config(num_iterations=6), str(workdir))
+        assert _tree_snapshot(workdir) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    with WorkdirLock(str(workdir)):   # released when its holder died (even by SIGKILL)
+        pass
