@@ -30,6 +30,7 @@ from dcjax.errors import ConfigError, DcjaxError
 from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model, uses_batch_norm
 from dcjax.nets.convnet import ConvNet, last_norm_map_size
+from dcjax.stop_signals import RunInterrupted, StopRequests
 from dcjax.workdir_lock import WorkdirLock
 from dcjax.training import train_epochs
 
@@ -205,19 +206,25 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
     outer_step = make_outer_step(module, config)
     num_iterations = int(config.num_iterations)
     progress = log.progress(start=int(state.iteration), total=num_iterations)
-    while int(state.iteration) < num_iterations:
-        state, loss = outer_step(state, dataset)
-        iteration = int(state.iteration)
-        loss = float(loss)
-        log.iteration(iteration, loss, progress)
-        if not math.isfinite(loss):
-            checkpoints.wait()
-            raise DcjaxError(f"matching loss became {loss} at iteration {iteration}; the last good checkpoint "
-                             f"is kept in {checkpoints.directory}; lower config.lr_img and resume")
-        if iteration % config.checkpoint_every == 0 or iteration == num_iterations:
-            checkpoints.save(iteration, _state_dict(state), {"config": config_dict})
-        if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
-            log.evaluation_point(iteration, state.images, module)
+    with StopRequests() as stop:
+        while int(state.iteration) < num_iterations:
+            state, loss = outer_step(state, dataset)
+            iteration = int(state.iteration)
+            loss = float(loss)
+            log.iteration(iteration, loss, progress)
+            if not math.isfinite(loss):
+                checkpoints.wait()
+                raise DcjaxError(f"matching loss became {loss} at iteration {iteration}; the last good checkpoint "
+                                 f"is kept in {checkpoints.directory}; lower config.lr_img and resume")
+            if iteration % config.checkpoint_every == 0 or iteration == num_iterations or stop.signum:
+                checkpoints.save(iteration, _state_dict(state), {"config": config_dict})
+            if stop.signum:
+                progress.close()
+                checkpoints.wait()
+                checkpoints.close()
+                raise RunInterrupted(stop.signum, iteration, checkpoints.directory)
+            if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
+                log.evaluation_point(iteration, state.images, module)
     progress.close()
     checkpoints.wait()
     checkpoints.close()

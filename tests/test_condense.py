@@ -180,3 +180,41 @@ def test_second_run_on_a_busy_workdir_is_refused_and_touches_nothing(reference_r
         holder.wait()
     with WorkdirLock(str(workdir)):   # released when its holder died (even by SIGKILL)
         pass
+
+
+TINY_FLAGS = ["--config.ipc=2", "--config.net.width=8", "--config.net.depth=2", "--config.batch_real=8",
+              "--config.outer_loop=2", "--config.inner_loop=2", "--config.batch_train=8",
+              "--config.eval.num_models=0", "--config.class_parallel=vmap", "--config.log_every=1"]
+
+
+def _condense_command(workdir, iterations, checkpoint_every):
+    return [sys.executable, os.path.join(REPO, "bin", "condense.py"), f"--config={REPO}/configs/common.py",
+            f"--workdir={workdir}", f"--config.num_iterations={iterations}",
+            f"--config.checkpoint_every={checkpoint_every}", *TINY_FLAGS]
+
+
+def test_sigterm_saves_a_checkpoint_exits_143_and_the_resumed_run_is_bit_identical(tmp_path):
+    import signal
+    stopped = tmp_path / "stopped"
+    # No periodic checkpoint before iteration 1000: the one found afterwards is the signal's.
+    proc = subprocess.Popen(_condense_command(stopped, 1000, 1000), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("iteration 2/"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped by SIGTERM after iteration ") and "run the same command again to resume" in last
+    done = int(last.split("after iteration ")[1].split(";")[0])
+    assert os.listdir(stopped / "checkpoints") == [str(done)]
+    assert not (stopped / "synthetic").exists()
+
+    target = done + 2
+    resumed = subprocess.run(_condense_command(stopped, target, 1000), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from iteration {done}" in resumed.stderr
+    straight = tmp_path / "straight"
+    assert subprocess.run(_condense_command(straight, target, 1000), capture_output=True, timeout=300).returncode == 0
+    np.testing.assert_array_equal(synthetic(stopped), synthetic(straight))
