@@ -212,10 +212,16 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
             iteration = int(state.iteration)
             loss = float(loss)
             log.iteration(iteration, loss, progress)
-            if not math.isfinite(loss):
+            if not (math.isfinite(loss) and bool(jnp.isfinite(state.images).all())):
+                # Neither this state nor its images are saved: the newest checkpoint stays the last good one.
+                progress.close()
                 checkpoints.wait()
-                raise DcjaxError(f"matching loss became {loss} at iteration {iteration}; the last good checkpoint "
-                                 f"is kept in {checkpoints.directory}; lower config.lr_img and resume")
+                last_good = checkpoints.latest_step()
+                checkpoints.close()
+                what = f"matching loss became {loss}" if not math.isfinite(loss) else "synthetic images became non-finite"
+                kept = (f"the last good checkpoint (iteration {last_good}) is kept in {checkpoints.directory}"
+                        if last_good is not None else "no checkpoint had been saved yet")
+                raise DcjaxError(f"{what} at iteration {iteration}; {kept}; lower config.lr_img and resume")
             if iteration % config.checkpoint_every == 0 or iteration == num_iterations or stop.signum:
                 checkpoints.save(iteration, _state_dict(state), {"config": config_dict})
             if stop.signum:

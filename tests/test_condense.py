@@ -13,7 +13,7 @@ import dcjax
 from configs import common
 from dcjax import condense as condense_lib
 from dcjax import data as data_lib
-from dcjax.errors import CheckpointError, ConfigError
+from dcjax.errors import CheckpointError, ConfigError, DcjaxError
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -218,3 +218,29 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_resumed_run_is_bit_identic
     straight = tmp_path / "straight"
     assert subprocess.run(_condense_command(straight, target, 1000), capture_output=True, timeout=300).returncode == 0
     np.testing.assert_array_equal(synthetic(stopped), synthetic(straight))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real_make = condense_lib.make_outer_step
+
+    def poisoned_make(module, config):
+        step = real_make(module, config)
+
+        def poisoned(state, dataset):
+            state, loss = step(state, dataset)
+            if int(state.iteration) == 3:   # the update of iteration 3 blows up
+                return state.replace(images=state.images * np.nan), loss * np.nan
+            return state, loss
+        return poisoned
+
+    monkeypatch.setattr(condense_lib, "make_outer_step", poisoned_make)
+    workdir = tmp_path / "nan"
+    with pytest.raises(DcjaxError, match=r"matching loss became nan at iteration 3; the last good checkpoint "
+                                         r"\(iteration 2\) is kept in .*; lower config.lr_img and resume"):
+        dcjax.run(tiny_config(num_iterations=6), str(workdir))
+    checkpoints = condense_lib.RunCheckpoints(str(workdir))
+    assert checkpoints.latest_step() == 2
+    template = condense_lib._state_dict(condense_lib.init_state(tiny_config(), data_lib.load("digits")))
+    restored, _ = checkpoints.restore(2, template)
+    assert np.isfinite(restored["images"]).all()
+    assert not (workdir / "synthetic").exists()
