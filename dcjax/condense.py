@@ -31,8 +31,8 @@ from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model, uses_batch_norm
 from dcjax.nets.convnet import ConvNet, last_norm_map_size
 from dcjax.stop_signals import RunInterrupted, StopRequests
-from dcjax.workdir_lock import WorkdirLock
 from dcjax.training import train_epochs
+from dcjax.workdir_lock import WorkdirLock
 
 PyTree = Any
 

@@ -17,6 +17,7 @@ from dcjax.baselines import random_real
 from dcjax.checkpoint import SyntheticSet
 from dcjax.configuration import root_keys
 from dcjax.evaluate import EvalRecipe, evaluate
+from dcjax.metrics import PLOT_FILE, MetricsWriter, plot_history
 from dcjax.nets import get_model, instance_norm_twin
 from dcjax.viz import save_grid
 
@@ -104,7 +105,8 @@ class RunLog:
         self.workdir, self.config, self.dataset = workdir, config, dataset
         os.makedirs(workdir, exist_ok=True)
         self.t0 = time.time()
-        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        self.metrics = MetricsWriter(workdir)
+        self.metrics_path = self.metrics.path
 
     def message(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -115,8 +117,7 @@ class RunLog:
         return _LinePrinter(start, total, self.config.log_every)
 
     def _append(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        self.metrics.write(record)
 
     def iteration(self, iteration: int, loss: float, progress) -> None:
         self._append({"iteration": iteration, "matching_loss": loss, "elapsed_s": round(time.time() - self.t0, 3)})
@@ -154,6 +155,8 @@ class RunLog:
         if self.config.eval.num_models:
             result = self.evaluate_set(synset.images, synset.labels, module)
             summary["evaluation"] = result
+            self._append({"iteration": summary["iterations"], "eval_accuracy_mean": result["mean"],
+                          "eval_accuracy_std": result["std"]})
             self.message(f"final test accuracy {100 * result['mean']:.2f} +- {100 * result['std']:.2f}% "
                          f"over {result['num_models']} networks")
             if self.config.eval.compare_random:
@@ -162,5 +165,7 @@ class RunLog:
                 self.message(f"random real images, same size and evaluation: {100 * baseline['mean']:.2f} "
                              f"+- {100 * baseline['std']:.2f}%")
         summary["total_seconds"] = round(time.time() - self.t0, 2)
+        self.metrics.close()
+        plot_history(self.metrics_path, os.path.join(self.workdir, PLOT_FILE))
         _write_json(os.path.join(self.workdir, "summary.json"), summary)
         return summary

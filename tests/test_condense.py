@@ -244,3 +244,33 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     restored, _ = checkpoints.restore(2, template)
     assert np.isfinite(restored["images"]).all()
     assert not (workdir / "synthetic").exists()
+
+
+def test_run_leaves_tensorboard_scalars_a_plot_and_show_summarises_it(reference_run, tmp_path):
+    from dcjax import metrics
+    workdir, summary = reference_run
+    series = metrics.history(str(workdir / "metrics.jsonl"))
+    assert sorted(series["matching_loss"]) == [1, 2, 3, 4]
+    assert series["eval_accuracy_mean"][4] == pytest.approx(summary["evaluation"]["mean"])
+    events = [f for f in os.listdir(workdir / "tensorboard") if f.startswith("events.out.tfevents")]
+    assert events and os.path.getsize(workdir / "tensorboard" / events[0]) > 0
+    assert (workdir / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    grid = tmp_path / "grid.png"
+    shown = subprocess.run([sys.executable, os.path.join(REPO, "bin", "show.py"), str(workdir), f"--grid={grid}"],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "last 4 (matching loss" in shown.stdout and "checkpoints: 3, 4" in shown.stdout
+    assert "synthetic set: 20 images (8, 8, 1), digits ipc 2, iteration 4" in shown.stdout
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = subprocess.run([sys.executable, os.path.join(REPO, "bin", "show.py"), str(tmp_path / "nothing")],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("error: ")
+
+
+def test_metrics_history_keeps_the_last_record_and_skips_a_torn_line(tmp_path):
+    from dcjax import metrics
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"iteration": 1, "matching_loss": 5.0}\n{"iteration": 2, "matching_loss": 4.0}\n'
+                    '{"iteration": 2, "matching_loss": 3.0}\n{"iteration": 3, "matching_lo')
+    assert metrics.history(str(path)) == {"matching_loss": {1: 5.0, 2: 3.0}}
