@@ -1,4 +1,5 @@
 """Algorithm 1 end to end on the embedded digits: determinism, resumption, tracing, storage errors."""
+import functools
 import os
 import shutil
 import subprocess
@@ -274,3 +275,23 @@ def test_metrics_history_keeps_the_last_record_and_skips_a_torn_line(tmp_path):
     path.write_text('{"iteration": 1, "matching_loss": 5.0}\n{"iteration": 2, "matching_loss": 4.0}\n'
                     '{"iteration": 2, "matching_loss": 3.0}\n{"iteration": 3, "matching_lo')
     assert metrics.history(str(path)) == {"matching_loss": {1: 5.0, 2: 3.0}}
+
+
+def test_loading_a_set_and_restoring_a_checkpoint_never_unpickle(reference_run, monkeypatch, tmp_path):
+    import pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle was called while loading")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(np, "load", functools.partial(np.load, allow_pickle=False))
+    workdir, _ = reference_run
+    synset = dcjax.load_synthetic(str(workdir))
+    exported = dcjax.export_npz(synset, str(tmp_path / "set.npz"))
+    np.testing.assert_array_equal(dcjax.load_synthetic(exported).images, synset.images)
+    checkpoints = condense_lib.RunCheckpoints(str(workdir))
+    template = condense_lib._state_dict(condense_lib.init_state(tiny_config(), data_lib.load("digits")))
+    restored, meta = checkpoints.restore(checkpoints.latest_step(), template)
+    np.testing.assert_array_equal(restored["images"].reshape(synset.images.shape), synset.images)
+    assert meta["config"]["dataset"] == "digits"
