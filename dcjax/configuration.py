@@ -12,7 +12,7 @@ from typing import Any
 import jax
 
 from dcjax.errors import ConfigError
-from dcjax.matching import METRICS
+from dcjax.matching import CLASS_PARALLEL, METRICS
 
 LOOPS_BY_IPC: dict[int, tuple[int, int]] = {
     1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -66,6 +66,8 @@ def validate(config: Any) -> None:
     outer, inner = resolved_loops(config)
     _require(outer >= 1 and inner >= 0,
              f"config.outer_loop must be >= 1 and config.inner_loop >= 0, got {outer}, {inner}")
+    _require(config.class_parallel in CLASS_PARALLEL,
+             f"config.class_parallel must be one of {CLASS_PARALLEL}, got {config.class_parallel!r}")
     _require(config.get("class_chunk") is None or config.class_chunk >= 1,
              f"config.class_chunk must be unset or >= 1, got {config.get('class_chunk')}")
     _require(config.eval.num_models >= 0, f"config.eval.num_models must be >= 0, got {config.eval.num_models}")

@@ -16,6 +16,10 @@ from dcjax.errors import DcjaxError
 LOCK_FILE = ".lock"
 
 
+class WorkdirError(DcjaxError):
+    """The workdir cannot be created or written."""
+
+
 class WorkdirBusyError(DcjaxError):
     """Another process holds the workdir's lock."""
 
@@ -29,8 +33,12 @@ class WorkdirLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "WorkdirLock":
-        os.makedirs(self.workdir, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(self.workdir, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise WorkdirError(f"cannot use {self.workdir} as the workdir ({err.strerror}); give a --workdir "
+                               f"that is (or can be created as) a writable directory") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
