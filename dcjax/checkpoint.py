@@ -134,6 +134,14 @@ def load_synthetic(path: str) -> SyntheticSet:
     return SyntheticSet(np.asarray(arrays["images"]), np.asarray(arrays["labels"]), metadata)
 
 
+def export_pngs(synset: SyntheticSet, directory: str) -> str:
+    """Write the set as PNG files, one folder per class (`<NNN>_<class name>/`), for image tools and
+    torchvision's ImageFolder; returns the directory."""
+    from dcjax.viz import export_png_folder
+    names = synset.metadata.get("class_names") or [str(c) for c in range(int(np.max(synset.labels)) + 1)]
+    return export_png_folder(synset.denormalised(), synset.labels, list(names), directory)
+
+
 def export_npz(synset: SyntheticSet, path: str) -> str:
     """Write the set as a plain `.npz` (images, labels, metadata as a JSON string) for NumPy/PyTorch users."""
     tmp = path + ".tmp.npz"

@@ -1,7 +1,9 @@
-"""PNG grids of synthetic images: one class per row, de-normalised, as in the reference."""
+"""Synthetic images as pictures: PNG grids (one class per row, de-normalised, as in the reference)
+and PNG folders (one per class) for tools outside dcjax."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -29,3 +31,27 @@ def save_grid(path: str, images: np.ndarray, num_classes: int) -> str:
     Image.fromarray(image_grid(np.asarray(images), num_classes)).save(tmp)
     os.replace(tmp, path)
     return path
+
+
+def export_png_folder(images: np.ndarray, labels: np.ndarray, class_names: list[str], directory: str) -> str:
+    """De-normalised images as `<directory>/<class>/<index>.png` (torchvision ImageFolder layout).
+
+    Written to a temporary sibling directory and renamed into place, so an interrupted export never
+    leaves a half-filled folder under the final name. PNG is lossless but 8-bit: pixels are rounded
+    to multiples of 1/255 (use the .npz export for the exact float32 values).
+    """
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory):
+        raise FileExistsError(f"{directory} exists; choose a new directory for the PNG export")
+    tmp = directory + ".tmp"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    pixels = (np.clip(np.asarray(images), 0.0, 1.0) * 255).round().astype(np.uint8)
+    width = len(str(len(pixels) - 1))
+    for index, (image, label) in enumerate(zip(pixels, np.asarray(labels))):
+        folder = os.path.join(tmp, f"{int(label):03d}_{class_names[int(label)]}")
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            os.path.join(folder, f"{index:0{width}d}.png"))
+    os.replace(tmp, directory)
+    return directory

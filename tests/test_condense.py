@@ -319,3 +319,16 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(tmp_path):
     straight = tmp_path / "straight"
     assert subprocess.run(_condense_command(straight, target, 2), capture_output=True, timeout=300).returncode == 0
     np.testing.assert_array_equal(synthetic(killed), synthetic(straight))
+
+
+def test_png_folder_export_has_every_image_in_its_class_folder(reference_run, tmp_path):
+    from PIL import Image
+    synset = dcjax.load_synthetic(str(reference_run[0]))
+    out = dcjax.export_pngs(synset, str(tmp_path / "pngs"))
+    folders = sorted(os.listdir(out))
+    assert folders == [f"{c:03d}_{name}" for c, name in enumerate(synset.metadata["class_names"])]
+    assert all(len(os.listdir(os.path.join(out, f))) == 2 for f in folders)   # ipc 2
+    first = np.asarray(Image.open(os.path.join(out, folders[0], sorted(os.listdir(os.path.join(out, folders[0])))[0])))
+    np.testing.assert_allclose(first / 255.0, synset.denormalised()[0, ..., 0], atol=0.5 / 255 + 1e-6)
+    with pytest.raises(FileExistsError, match="choose a new directory"):
+        dcjax.export_pngs(synset, out)
