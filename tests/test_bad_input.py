@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import dcjax
-from test_condense import REPO, _tree_snapshot, tiny_config
+from test_condense import REPO, _tree_snapshot
 
 CONDENSE = [sys.executable, os.path.join(REPO, "bin", "condense.py")]
 DIGITS = f"--config={REPO}/configs/digits.py"

@@ -1,6 +1,5 @@
 """The benchmark code measures what it says (tiny cases; no timing is asserted)."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
