@@ -90,21 +90,24 @@ def compile_and_analyse(fun: Callable, args: Sequence[Any], options: dict[str, s
 
 
 def time_compiled(fun: Callable, args: Sequence[Any], repeats: int, options: dict[str, str],
-                  compile_only: bool = False, feed_back: Callable | None = None) -> dict[str, Any]:
+                  compile_only: bool = False, feed_back: Callable | None = None,
+                  call: Callable | None = None) -> dict[str, Any]:
     """Compile `fun(*args)`, analyse it, warm up once, and time `repeats` runs (median).
 
-    `feed_back(args, out)` gives the next call's arguments (e.g. the next state of a loop).
+    `feed_back(args, out)` gives the next call's arguments (e.g. the next state of a loop);
+    `call(compiled, args)` replaces the timed `compiled(*args)` (e.g. several calls in a row).
     """
     compiled, result = compile_and_analyse(fun, args, options)
     if compile_only:
         return result
-    out = _block(compiled(*args))
+    call = call or (lambda compiled, args: compiled(*args))
+    out = _block(call(compiled, args))
     times = []
     for _ in range(repeats):
         if feed_back is not None:
             args = feed_back(args, out)
         start = time.perf_counter()
-        out = _block(compiled(*args))
+        out = _block(call(compiled, args))
         times.append(time.perf_counter() - start)
     result["times_s"] = times
     result["median_s"] = statistics.median(times)
@@ -242,16 +245,11 @@ def measure_eval(case: Case) -> dict[str, Any]:
         run = evaluation_program(module, recipe, case.mode)
         result = time_compiled(run, [keys] + data_args, case.repeats, options, case.compile_only)
     elif case.mode == "sequential":
-        run = evaluation_program(module, recipe, "map")
-        compiled, result = compile_and_analyse(run, [keys[:1]] + data_args, options)
-        _block(compiled(keys[:1], *data_args))
-        times = []
-        for _ in range(case.repeats):
-            start = time.perf_counter()
-            for i in range(case.num_models):
-                _block(compiled(keys[i:i + 1], *data_args))
-            times.append(time.perf_counter() - start)
-        result.update(times_s=times, median_s=statistics.median(times))
+        def one_after_another(compiled, args):
+            return [_block(compiled(keys[i:i + 1], *args[1:])) for i in range(case.num_models)]
+
+        result = time_compiled(evaluation_program(module, recipe, "map"), [keys[:1]] + data_args, case.repeats,
+                               options, case.compile_only, call=one_after_another)
     else:
         raise ValueError(f"eval mode must be vmap, map or sequential, got {case.mode!r}")
     result["epochs_run"] = sum(recipe.phase_epochs())

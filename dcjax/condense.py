@@ -206,6 +206,12 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
     outer_step = make_outer_step(module, config)
     num_iterations = int(config.num_iterations)
     progress = log.progress(start=int(state.iteration), total=num_iterations)
+
+    def close_outputs() -> None:
+        progress.close()
+        checkpoints.wait()
+        checkpoints.close()
+
     with StopRequests() as stop:
         while int(state.iteration) < num_iterations:
             state, loss = outer_step(state, dataset)
@@ -214,10 +220,9 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
             log.iteration(iteration, loss, progress)
             if not (math.isfinite(loss) and bool(jnp.isfinite(state.images).all())):
                 # Neither this state nor its images are saved: the newest checkpoint stays the last good one.
-                progress.close()
                 checkpoints.wait()
                 last_good = checkpoints.latest_step()
-                checkpoints.close()
+                close_outputs()
                 what = f"matching loss became {loss}" if not math.isfinite(loss) else "synthetic images became non-finite"
                 kept = (f"the last good checkpoint (iteration {last_good}) is kept in {checkpoints.directory}"
                         if last_good is not None else "no checkpoint had been saved yet")
@@ -225,15 +230,11 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
             if iteration % config.checkpoint_every == 0 or iteration == num_iterations or stop.signum:
                 checkpoints.save(iteration, _state_dict(state), {"config": config_dict})
             if stop.signum:
-                progress.close()
-                checkpoints.wait()
-                checkpoints.close()
+                close_outputs()
                 raise RunInterrupted(stop.signum, iteration, checkpoints.directory)
             if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
                 log.evaluation_point(iteration, state.images, module)
-    progress.close()
-    checkpoints.wait()
-    checkpoints.close()
+    close_outputs()
 
     images = jax.device_get(state.images)
     synset = SyntheticSet(images.reshape((-1,) + images.shape[2:]),
