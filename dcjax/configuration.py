@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 
+from dcjax.augment import OPS as AUGMENT_OPS
 from dcjax.errors import ConfigError
 from dcjax.matching import CLASS_PARALLEL, METRICS
 
@@ -74,3 +75,8 @@ def validate(config: Any) -> None:
     _require(config.eval.epochs >= 0, f"config.eval.epochs must be >= 0, got {config.eval.epochs}")
     _require(config.eval.parallel in ("auto", "vmap", "map"),
              f"config.eval.parallel must be 'auto', 'vmap' or 'map', got {config.eval.parallel!r}")
+    augmentation = config.eval.get("augmentation", "none")
+    _require(augmentation in ("auto", "none")
+             or (isinstance(augmentation, str) and set(augmentation.split("_")) <= set(AUGMENT_OPS)),
+             f"config.eval.augmentation must be 'auto', 'none' or ops from {AUGMENT_OPS} joined by '_' "
+             f"(e.g. 'crop_scale_rotate'), got {augmentation!r}")

@@ -14,6 +14,9 @@ import jax.numpy as jnp
 import optax
 
 PyTree = Any
+# fold_in tag of the augmentation keys: far from the small counters that split and permutation
+# derive from the same epoch key (split(k, n)[i] is fold_in(k, i) with partitionable threefry).
+_AUGMENT_STREAM = 0x61756721
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -40,8 +43,14 @@ def sgd_step(apply_fn: Callable, tx: optax.GradientTransformation, variables: Py
 
 def train_epochs(apply_fn: Callable, tx: optax.GradientTransformation, variables: PyTree,
                  opt_state: PyTree, x: jax.Array, y: jax.Array, key: jax.Array, epochs: int,
-                 batch_size: int) -> tuple[PyTree, PyTree]:
-    """`epochs` shuffled passes over (x, y) in batches of `batch_size` (last batch smaller)."""
+                 batch_size: int,
+                 augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None) -> tuple[PyTree, PyTree]:
+    """`epochs` shuffled passes over (x, y) in batches of `batch_size` (last batch smaller).
+
+    `augment(key, batch)`, if given, transforms each batch before its step (the reference's
+    `epoch(..., aug=True)`). Its key is folded from the epoch key with _AUGMENT_STREAM and then the
+    batch number, so the shuffles are those of a run without augmentation.
+    """
     n = x.shape[0]
     full, rest = divmod(n, batch_size)
     if epochs <= 0:
@@ -51,16 +60,21 @@ def train_epochs(apply_fn: Callable, tx: optax.GradientTransformation, variables
         variables, opt_state = carry
         order = jax.random.permutation(epoch_key, n) if n > batch_size else jnp.arange(n)
 
-        def batch(carry, idx):
+        def batch(carry, idx_and_number):
             variables, opt_state = carry
-            variables, opt_state, _ = sgd_step(apply_fn, tx, variables, opt_state, x[idx], y[idx])
+            idx, number = idx_and_number
+            xb = x[idx]
+            if augment is not None:
+                xb = augment(jax.random.fold_in(jax.random.fold_in(epoch_key, _AUGMENT_STREAM), number), xb)
+            variables, opt_state, _ = sgd_step(apply_fn, tx, variables, opt_state, xb, y[idx])
             return (variables, opt_state), None
 
         carry = (variables, opt_state)
         if full:
-            carry, _ = jax.lax.scan(batch, carry, order[:full * batch_size].reshape(full, batch_size))
+            batches = (order[:full * batch_size].reshape(full, batch_size), jnp.arange(full))
+            carry, _ = jax.lax.scan(batch, carry, batches)
         if rest:
-            carry, _ = batch(carry, order[full * batch_size:])
+            carry, _ = batch(carry, (order[full * batch_size:], full))
         return carry, None
 
     (variables, opt_state), _ = jax.lax.scan(epoch, (variables, opt_state), jax.random.split(key, epochs))
