@@ -5,6 +5,7 @@
     accs = dcjax.evaluate(dcjax.get_model("ConvNet", 10), synset.images, synset.labels,
                           x_test, y_test, key, num_models=5)
 """
+from dcjax import sharding
 from dcjax.checkpoint import SyntheticSet, export_npz, export_pngs, load_synthetic, save_synthetic
 from dcjax.condense import run
 from dcjax.errors import CheckpointError, ConfigError, DataError, DcjaxError
@@ -15,5 +16,5 @@ from dcjax.nets import get_model
 __version__ = "0.1.0"
 
 __all__ = ["run", "evaluate", "EvalRecipe", "load_synthetic", "save_synthetic", "export_npz", "export_pngs",
-           "SyntheticSet", "get_model", "gradient_distance", "matching_loss_and_grad",
+           "SyntheticSet", "sharding", "get_model", "gradient_distance", "matching_loss_and_grad",
            "DcjaxError", "ConfigError", "DataError", "CheckpointError"]

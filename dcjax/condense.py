@@ -12,6 +12,7 @@ derives from `config.seed` (the reference seeds from the wall clock).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ import optax
 from dcjax import compilation
 from dcjax import data as data_lib
 from dcjax import reporting
+from dcjax.sharding import ClassLayout, class_layout, to_host
 from dcjax.checkpoint import RunCheckpoints, SyntheticSet, save_synthetic
 from dcjax.configuration import resolved_loops, root_keys, validate
 from dcjax.errors import ConfigError, DcjaxError
@@ -80,13 +82,18 @@ def class_major_labels(num_classes: int, ipc: int) -> jax.Array:
 OuterStep = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax.Array]]
 
 
-def make_outer_step(module: nn.Module, config: Any) -> OuterStep:
+def make_outer_step(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
     """The jit-compiled outer iteration: (state, dataset) -> (next state, mean matching loss)."""
-    return compilation.jit(outer_step_function(module, config))
+    return compilation.jit(outer_step_function(module, config, layout))
 
 
-def outer_step_function(module: nn.Module, config: Any) -> OuterStep:
-    """The outer iteration as a pure function of (state, dataset), before `jax.jit`."""
+def outer_step_function(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
+    """The outer iteration as a pure function of (state, dataset), before `jax.jit`.
+
+    With a `layout` (several devices), the state's images are padded and sharded by class
+    (`place_state`), every device matches its own classes, and the network update sees the
+    unpadded images gathered on every device.
+    """
     outer_loop, inner_loop = resolved_loops(config)
     image_tx = image_optimizer(config)
     net_tx = optax.sgd(config.lr_net)
@@ -104,13 +111,16 @@ def outer_step_function(module: nn.Module, config: Any) -> OuterStep:
             variables = {**variables, **updated}
             frozen = {"batch_stats": variables["batch_stats"]}
         real = data_lib.sample_real(key_real, dataset, config.batch_real)
-        losses, grads = matching_loss_and_grad(
+        match = layout.matching_loss_and_grad if layout is not None else matching_loss_and_grad
+        losses, grads = match(
             module.apply, variables["params"], frozen, images, real, config.metric,
             config.class_parallel, config.get("class_chunk"))
         updates, opt_state = image_tx.update(grads, opt_state, images)
         return optax.apply_updates(images, updates), opt_state, variables, jnp.sum(losses)
 
     def train_network(variables, images, key):
+        if layout is not None:
+            images = jax.lax.with_sharding_constraint(layout.unpad(images), layout.replicated())
         num_classes, ipc = images.shape[:2]
         x = jax.lax.stop_gradient(images).reshape((-1,) + images.shape[2:])
         y = class_major_labels(num_classes, ipc)
@@ -134,7 +144,11 @@ def outer_step_function(module: nn.Module, config: Any) -> OuterStep:
             matching_then_training, (state.images, state.opt_state, variables), jnp.arange(outer_loop - 1))
         last_key = jax.random.split(jax.random.fold_in(loop_key, outer_loop - 1))[0]
         images, opt_state, _, last_loss = match_and_update(images, opt_state, variables, last_key, dataset)
-        mean_loss = (jnp.sum(losses) + last_loss) / (outer_loop * images.shape[0])
+        num_classes = layout.num_classes if layout is not None else images.shape[0]
+        mean_loss = (jnp.sum(losses) + last_loss) / (outer_loop * num_classes)
+        if layout is not None:
+            images, opt_state = jax.tree_util.tree_map(
+                lambda x: jax.lax.with_sharding_constraint(x, layout.by_class()), (images, opt_state))
         return CondenseState(images, opt_state, state.key, state.iteration + 1), mean_loss
 
     return outer_step
@@ -143,9 +157,10 @@ def outer_step_function(module: nn.Module, config: Any) -> OuterStep:
 # ----------------------------------------------------------------------------------------------
 # Driving a run: data, resumable checkpoints, outputs in the workdir.
 
-# Fields that may change between a run and its resumption without changing the result.
+# Fields that may change between a run and its resumption without changing the result (beyond
+# float rounding, for the device mesh).
 RESUMABLE_FIELDS = ("num_iterations", "checkpoint_every", "log_every", "eval_every", "eval",
-                    "data_dir", "class_parallel", "class_chunk")
+                    "data_dir", "class_parallel", "class_chunk", "mesh")
 
 
 def warn_if_degenerate(module: nn.Module, image_shape: tuple[int, ...], warn: Callable[[str], None]) -> None:
@@ -158,8 +173,22 @@ def warn_if_degenerate(module: nn.Module, image_shape: tuple[int, ...], warn: Ca
                  f"Use a smaller --config.net.depth.")
 
 
-def _state_dict(state: CondenseState) -> dict[str, Any]:
-    return flax.serialization.to_state_dict(jax.device_get(state))
+def place_state(state: CondenseState, layout: ClassLayout | None) -> CondenseState:
+    """The state on the devices: images and their optimiser state padded and sharded by class."""
+    if layout is None:
+        return jax.tree_util.tree_map(jnp.asarray, state)
+    images, opt_state = layout.put_by_class((state.images, state.opt_state))
+    key, iteration = layout.put_replicated((state.key, state.iteration))
+    return CondenseState(images, opt_state, key, iteration)
+
+
+def _state_dict(state: CondenseState, layout: ClassLayout | None) -> dict[str, Any]:
+    """The state as host arrays without class padding: checkpoints do not depend on the device count."""
+    host = jax.tree_util.tree_map(to_host, state)
+    if layout is not None:
+        host = host.replace(images=host.images[:layout.num_classes],
+                            opt_state=jax.tree_util.tree_map(lambda x: x[:layout.num_classes], host.opt_state))
+    return flax.serialization.to_state_dict(host)
 
 
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: str) -> None:
@@ -183,27 +212,40 @@ def run(config: Any, workdir: str) -> dict[str, Any]:
     module = model_from_config(config, dataset.num_classes, dataset.image_shape)
     if uses_batch_norm(module):
         data_lib.check_batch_size(dataset, config.bn_batch_per_class, field="bn_batch_per_class")
-    with WorkdirLock(workdir):
-        return _run_locked(config, workdir, dataset, module)
+    layout = class_layout(config, dataset.num_classes)
+    if layout is not None and config.batch_real % layout.batch_shards:
+        raise ConfigError(f"config.batch_real={config.batch_real} does not split over the mesh's {layout.batch_shards} "
+                          f"batch shards; use a multiple of {layout.batch_shards} or set config.mesh.shape")
+    # Every process computes; process 0 alone writes logs, pictures and summaries (and holds the
+    # workdir's lock), while all processes take part in Orbax's checkpoint and set writes.
+    primary = jax.process_index() == 0
+    with WorkdirLock(workdir) if primary else contextlib.nullcontext():
+        return _run_locked(config, workdir, dataset, module, layout)
 
 
-def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn.Module) -> dict[str, Any]:
-    """The body of `run`, while this process holds the workdir's lock."""
+def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn.Module,
+                layout: ClassLayout | None) -> dict[str, Any]:
+    """The body of `run`, while this process holds the workdir's lock (or is not process 0)."""
     config_dict = config.to_dict()
-    log = reporting.RunLog(workdir, config, dataset)
+    log = reporting.RunLog(workdir, config, dataset, mesh=layout.mesh if layout is not None else None)
     warn_if_degenerate(module, dataset.image_shape, log.message)
 
     checkpoints = RunCheckpoints(workdir)
     state = init_state(config, dataset)
     latest = checkpoints.latest_step()
     if latest is not None:
-        restored, meta = checkpoints.restore(latest, _state_dict(state))
+        restored, meta = checkpoints.restore(latest, _state_dict(state, None))
         _check_same_config(meta["config"], config_dict, workdir)
         state = flax.serialization.from_state_dict(state, restored)
-        state = jax.tree_util.tree_map(jnp.asarray, state)
         log.message(f"resuming from iteration {int(state.iteration)} in {workdir}")
+    state = place_state(state, layout)
+    if layout is not None:
+        dataset = layout.put_replicated(dataset)
+        log.message(f"{layout.mesh.devices.size} devices: mesh {dict(layout.mesh.shape)}"
+                    + (f", {layout.padded_classes - layout.num_classes} padding class(es)"
+                       if layout.padded_classes > layout.num_classes else ""))
 
-    outer_step = make_outer_step(module, config)
+    outer_step = make_outer_step(module, config, layout)
     num_iterations = int(config.num_iterations)
     progress = log.progress(start=int(state.iteration), total=num_iterations)
 
@@ -228,15 +270,15 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
                         if last_good is not None else "no checkpoint had been saved yet")
                 raise DcjaxError(f"{what} at iteration {iteration}; {kept}; lower config.lr_img and resume")
             if iteration % config.checkpoint_every == 0 or iteration == num_iterations or stop.signum:
-                checkpoints.save(iteration, _state_dict(state), {"config": config_dict})
+                checkpoints.save(iteration, _state_dict(state, layout), {"config": config_dict})
             if stop.signum:
                 close_outputs()
                 raise RunInterrupted(stop.signum, iteration, checkpoints.directory)
             if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
-                log.evaluation_point(iteration, state.images, module)
+                log.evaluation_point(iteration, _state_dict(state, layout)["images"], module)
     close_outputs()
 
-    images = jax.device_get(state.images)
+    images = _state_dict(state, layout)["images"]
     synset = SyntheticSet(images.reshape((-1,) + images.shape[2:]),
                           jax.device_get(class_major_labels(*images.shape[:2])),
                           reporting.set_metadata(config, dataset, module, int(state.iteration)))

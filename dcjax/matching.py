@@ -78,9 +78,17 @@ def cross_entropy_gradient(apply_fn: ApplyFn, params: PyTree, frozen: PyTree,
 
 
 def class_matching_loss(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, syn: jax.Array,
-                        real: jax.Array, label: jax.Array, metric: str) -> jax.Array:
-    """D(grad on the class's synthetic images, grad on its real images) for one class."""
-    g_real = jax.lax.stop_gradient(cross_entropy_gradient(apply_fn, params, frozen, real, label))
+                        real: jax.Array, label: jax.Array, metric: str,
+                        reduce_real: Callable[[PyTree], PyTree] | None = None) -> jax.Array:
+    """D(grad on the class's synthetic images, grad on its real images) for one class.
+
+    `reduce_real` combines the real-batch gradient across devices when the real batch is split
+    over a mesh axis (a `pmean`, since every device holds an equal share of the batch).
+    """
+    g_real = cross_entropy_gradient(apply_fn, params, frozen, real, label)
+    if reduce_real is not None:
+        g_real = reduce_real(g_real)
+    g_real = jax.lax.stop_gradient(g_real)
     g_syn = cross_entropy_gradient(apply_fn, params, frozen, syn, label)
     return gradient_distance(g_syn, g_real, metric)
 
@@ -99,7 +107,8 @@ def resolve_class_parallel(mode: str) -> str:
 
 def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, syn: jax.Array,
                            real: jax.Array, metric: str = "ours", class_parallel: str = "vmap",
-                           class_chunk: int | None = None) -> tuple[jax.Array, jax.Array]:
+                           class_chunk: int | None = None, labels: jax.Array | None = None,
+                           reduce_real: Callable[[PyTree], PyTree] | None = None) -> tuple[jax.Array, jax.Array]:
     """Per-class matching losses (C,) and their gradient w.r.t. the synthetic images.
 
     `syn` is (C, ipc, H, W, ch) and `real` (C, n, H, W, ch), class c in row c. The classes are
@@ -109,14 +118,17 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     'unroll' as one traced copy per class inside the same jitted program, which XLA's CPU backend
     runs faster (bin/bench.py, ConvNet-128, 10 classes, batch_real 64/256: 1.87/7.51 s unrolled
     against 2.36/11.36 s vmapped; benchmarks/results/bench_cpu.md). All modes give the same values.
+    `labels` are the rows' class ids (default 0..C-1; a device holding a slice of the classes passes
+    its own); `reduce_real` is passed to `class_matching_loss`.
     """
     def one_class(args):
         syn_c, real_c, label = args
         return jax.value_and_grad(
-            lambda s: class_matching_loss(apply_fn, params, frozen, s, real_c, label, metric))(syn_c)
+            lambda s: class_matching_loss(apply_fn, params, frozen, s, real_c, label, metric, reduce_real))(syn_c)
 
     num_classes = syn.shape[0]
-    labels = jnp.arange(num_classes)
+    if labels is None:
+        labels = jnp.arange(num_classes)
     mode = resolve_class_parallel(class_parallel)
     if mode == "unroll":
         results = [one_class((syn[c], real[c], labels[c])) for c in range(num_classes)]
