@@ -60,6 +60,15 @@ def default_suite(include_torch: bool, quick: bool = False) -> list[Case]:
     return cases
 
 
+def devices_suite() -> list[Case]:
+    """One outer iteration (ipc 1, 10 classes, Fashion-MNIST shapes) on 1, 2, 4 and 8 simulated CPU devices.
+
+    Simulated devices share the same physical cores, so on a CPU this measures the overhead of the
+    sharded program (partitioning, collectives, 8 devices: 6 padding classes), not a speed-up.
+    """
+    return [Case("outer", f"{d} simulated device{'s' * (d > 1)}", ipc=1, devices=d) for d in (1, 2, 4, 8)]
+
+
 def run_suite(cases: Iterable[Case], on_result: Callable[[dict[str, Any]], None] | None = None,
               timeout_s: float | None = None) -> dict[str, Any]:
     """Measure every case (one process each); `on_result(report)` after each row."""
@@ -97,6 +106,8 @@ def _setting(case: dict[str, Any]) -> str:
     text = f"{case['classes']} cl, {h}x{w}x{c}, ipc {case['ipc']}"
     if case["kind"] in ("matching", "torch_matching", "outer"):
         text += f", batch_real {case['batch_real']}"
+    if case.get("devices", 1) > 1:
+        text += f", {case['devices']} devices"
     if case["kind"] == "eval":
         text = f"{case['num_models']} nets, {case['classes'] * case['ipc']} images, {h}x{w}x{c}"
     return text
@@ -152,6 +163,10 @@ def markdown(report: dict[str, Any], command: str) -> str:
             _fmt(result.get("compile_s"), 1), _fmt(result.get("gflop"), 1), _fmt(gfs, 1),
             _fmt(100 * gfs / peak if gfs and peak else None, 0), _fmt(result.get("peak_rss_gb")),
             _fmt(result.get("xla_temp_gb")), versus]) + " |")
+    if any(row["case"].get("devices", 1) > 1 for row in report["rows"]):
+        lines += ["", "Simulated devices (`--xla_force_host_platform_device_count`) share this machine's "
+                  f"{machine['cores']} physical cores: these rows show the overhead of the sharded program "
+                  "(partitioning, collectives, padding classes), not a speed-up."]
     lines += ["", *_targets(report, peak)]
     extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]]
     if extra:

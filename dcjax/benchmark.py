@@ -48,6 +48,7 @@ class Case:
     epochs: int = 10
     repeats: int = 3
     compile_only: bool = False
+    devices: int = 1               # outer: simulated CPU devices (XLA_FLAGS) the classes are sharded over
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -214,7 +215,7 @@ def _random_dataset(case: Case, train_per_class: int = 500, test_size: int = 100
 def measure_outer(case: Case) -> dict[str, Any]:
     """One full outer iteration (paper loops for the ipc), as `condense.run` compiles it."""
     from configs import common
-    from dcjax import condense
+    from dcjax import condense, sharding
     config = common.paper_setting("benchmark", case.ipc)
     config.batch_real = case.batch_real
     config.class_parallel = case.mode
@@ -222,8 +223,13 @@ def measure_outer(case: Case) -> dict[str, Any]:
     config.net.conv_impl = case.conv_impl
     dataset = _random_dataset(case, train_per_class=max(case.batch_real, 300))
     module = condense.model_from_config(config, dataset.num_classes, dataset.image_shape)
-    state = condense.init_state(config, dataset)
-    step = condense.outer_step_function(module, config)
+    layout = sharding.class_layout(config, dataset.num_classes)
+    if (layout.mesh.devices.size if layout else 1) != case.devices:
+        raise RuntimeError(f"expected {case.devices} devices, JAX has {jax.device_count()}")
+    state = condense.place_state(condense.init_state(config, dataset), layout)
+    if layout is not None:
+        dataset = layout.put_replicated(dataset)
+    step = condense.outer_step_function(module, config, layout)
     return _without_flop_rate(time_compiled(step, [state, dataset], case.repeats, _options(case.scheduler),
                                             case.compile_only, feed_back=lambda args, out: [out[0], args[1]]))
 
@@ -279,6 +285,8 @@ def run_in_subprocess(case: Case, timeout_s: float | None = None) -> dict[str, A
     """`measure(case)` in a fresh interpreter; errors come back as {'error': ...} (the suite goes on)."""
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    if case.devices > 1:
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={case.devices}".strip()
     try:
         proc = subprocess.run([sys.executable, "-m", "dcjax.benchmark", case.to_json()], capture_output=True,
                               text=True, timeout=timeout_s, env=env, cwd=root)

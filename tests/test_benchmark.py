@@ -75,3 +75,12 @@ def test_chunked_step_flop_count_covers_every_class(chunk):
     chunked = measure(Case("matching", classes=4, image=(8, 8, 1), batch_real=3, mode="vmap", class_chunk=chunk,
                            compile_only=True))
     assert chunked["gflop"] == pytest.approx(whole["gflop"], rel=0.1)
+
+
+def test_devices_case_runs_the_sharded_outer_step_on_that_many_simulated_devices():
+    from dcjax.benchmark import run_in_subprocess
+    case = Case("outer", ipc=1, devices=2, classes=3, image=(8, 8, 1), batch_real=8, repeats=1, compile_only=True)
+    result = run_in_subprocess(case)
+    assert "error" not in result, result
+    assert result["compile_s"] > 0
+    assert {row.devices for row in bench_report.devices_suite()} == {1, 2, 4, 8}
