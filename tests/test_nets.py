@@ -1,4 +1,4 @@
-"""Networks: reference parameter counts, every ConvNet variant builds, PyTorch-default init."""
+"""Networks: reference parameter counts, every ConvNet variant and reference family builds, PyTorch-default init."""
 import itertools
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dcjax.errors import ConfigError
-from dcjax.nets import get_model, instance_norm_twin, uses_batch_norm
+from dcjax.nets import AlexNet, LeNet, ResNet18, VGG11, get_model, instance_norm_twin, uses_batch_norm
 
 
 def num_params(module, shape):
@@ -89,3 +89,120 @@ def test_instance_norm_normalises_each_channel_of_each_image():
     h = np.asarray(inter["intermediates"]["GroupNorm_0"]["__call__"][0])
     np.testing.assert_allclose(h.mean(axis=(1, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(h.std(axis=(1, 2)), 1, atol=1e-3)
+
+
+# The reference's other architectures. Counts: sum(p.numel() for p in net.parameters()) of the
+# reference's networks.py definitions (LeNet, AlexNet, AlexNetBN, VGG11, VGG11BN, ResNet18,
+# ResNet18BN, ResNet18_AP, ResNet18BN_AP) built in PyTorch with channel=1 (28x28) and channel=3
+# (32x32), num_classes=10. BatchNorm running statistics are buffers there, not parameters, so the
+# batch-norm variants have as many parameters as the instance-norm ones (GroupNorm affine = 2C).
+REFERENCE_COUNTS = {  # name: (28x28x1, 32x32x3)
+    "LeNet": (61706, 62006),
+    "AlexNet": (1865802, 1872202),
+    "AlexNetBN": (1867722, 1874122),
+    "VGG11": (9229962, 9231114),
+    "VGG11BN": (9229962, 9231114),
+    "ResNet18": (11172810, 11173962),
+    "ResNet18BN": (11172810, 11173962),
+    "ResNet18_AP": (11213770, 11250762),
+    "ResNet18BN_AP": (11213770, 11250762),
+}
+SHAPES = ((28, 28, 1), (32, 32, 3))
+# Flattened features the classifier reads (the reference's embed()), for 28x28x1 and 32x32x3.
+FEATURES = {"LeNet": (84, 84), "AlexNet": (3072, 3072), "VGG11": (512, 512), "ResNet18": (512, 512),
+            "ResNet18_AP": (4608, 8192)}
+# Batch-norm name -> the network the reference evaluates instead (eval mode S strips from 'BN' on).
+TWINS = {"AlexNetBN": "AlexNet", "VGG11BN": "VGG11", "ResNet18BN": "ResNet18", "ResNet18BN_AP": "ResNet18"}
+
+
+def abstract_params(module, shape):
+    """Parameter count and logits shape without computing anything (jax.eval_shape)."""
+    x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
+    variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+    logits = jax.eval_shape(module.apply, variables, x)
+    return sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables["params"])), logits.shape
+
+
+@pytest.mark.parametrize("name", REFERENCE_COUNTS)
+@pytest.mark.parametrize("shape_index", [0, 1])
+def test_reference_architectures_match_reference_parameter_counts(name, shape_index):
+    count, logits_shape = abstract_params(get_model(name, 10), SHAPES[shape_index])
+    assert count == REFERENCE_COUNTS[name][shape_index]
+    assert logits_shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", [name for name in REFERENCE_COUNTS if name not in TWINS])
+def test_reference_architectures_initialise_and_run(name):
+    """One real init + forward (32x32x3; both input shapes are traced by the parameter-count test).
+
+    Eager, not jitted: compiling a whole ResNet-18 init costs more than running it op by op.
+    """
+    module = get_model(name, 10)
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 32, 3))
+    variables = module.init(jax.random.PRNGKey(0), x)
+    assert set(variables) == {"params"}
+    logits = module.apply(variables, x)
+    assert logits.shape == (2, 10) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+@pytest.mark.parametrize("name", FEATURES)
+def test_features_only_and_embed_give_the_classifier_input(name):
+    module = get_model(name, 10)
+    for shape, size in zip(SHAPES, FEATURES[name]):
+        x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
+        variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+        assert jax.eval_shape(lambda v, x: module.apply(v, x, features_only=True), variables, x).shape == (2, size)
+        assert jax.eval_shape(lambda v, x: module.apply(v, x, method="embed"), variables, x).shape == (2, size)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_batch_norm_variants_update_running_stats_and_have_the_reference_twin(name):
+    module = get_model(name, 10)
+    assert uses_batch_norm(module)
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 32, 3)) + 3.0
+    variables = module.init(jax.random.PRNGKey(0), x)
+    assert set(variables) == {"params", "batch_stats"}
+    logits, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert logits.shape == (2, 10) and module.apply(variables, x).shape == (2, 10)
+    before = jax.tree_util.tree_leaves(variables["batch_stats"])
+    after = jax.tree_util.tree_leaves(updates["batch_stats"])
+    assert len(before) == len(after) > 0
+    assert any(not np.allclose(b, a) for b, a in zip(before, after))
+    twin = instance_norm_twin(module)
+    assert twin == get_model(TWINS[name], 10) and not uses_batch_norm(twin)
+    for shape, count in zip(SHAPES, REFERENCE_COUNTS[TWINS[name]]):
+        assert abstract_params(twin, shape)[0] == count
+
+
+def test_reference_names_select_family_and_fields():
+    assert type(get_model("LeNet", 10)) is LeNet and get_model("LeNet", 10).norm == "none"
+    assert get_model("AlexNet", 10) == AlexNet(10, norm="none")
+    assert get_model("AlexNetBN", 10) == AlexNet(10, norm="batch")
+    assert get_model("VGG11", 10) == VGG11(10, norm="instance")
+    assert get_model("VGG11BN", 10) == VGG11(10, norm="batch")
+    assert get_model("ResNet18", 10) == ResNet18(10, norm="instance", avg_pool_downsample=False)
+    assert get_model("ResNet18BN", 10) == ResNet18(10, norm="batch", avg_pool_downsample=False)
+    assert get_model("ResNet18_AP", 10) == ResNet18(10, norm="instance", avg_pool_downsample=True)
+    assert get_model("ResNet18BN_AP", 10) == ResNet18(10, norm="batch", avg_pool_downsample=True)
+    assert get_model("VGG11BN", 10, norm="instance").norm == "instance"  # explicit overrides win
+    assert instance_norm_twin(get_model("ResNet18_AP", 10)) == get_model("ResNet18_AP", 10)  # no BN: unchanged
+
+
+def test_unknown_name_lists_the_known_names():
+    with pytest.raises(ConfigError, match="ResNet18BN_AP.*or a ConvNet variant"):
+        get_model("ResNet34", 10)
+
+
+@pytest.mark.parametrize("name,overrides", [("VGG11", dict(norm="none")), ("ResNet18", dict(norm="group")),
+                                            ("AlexNet", dict(norm="layer")), ("LeNet", dict(width=64))])
+def test_reference_families_reject_fields_they_do_not_have(name, overrides):
+    with pytest.raises(ConfigError):
+        get_model(name, 10, **overrides)
+
+
+def test_resnet_convolutions_have_no_bias():
+    variables = jax.eval_shape(get_model("ResNet18", 10).init, jax.random.PRNGKey(0),
+                               jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(variables["params"])]
+    assert not [p for p in paths if "Conv" in p and "bias" in p]
+    assert any("Dense" in p and "bias" in p for p in paths)

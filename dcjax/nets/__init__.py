@@ -1,8 +1,9 @@
 """Network registry: `get_model("ConvNet", num_classes=10, width=64, norm="batch")`.
 
-Names follow the reference code where it has them (`ConvNetD4`, `ConvNetW32`, `ConvNetBN`,
-`ConvNetAS`, `ConvNetMP`, ...): a suffix is shorthand for an override of the family's fields, and
-explicit keyword overrides win over the suffix.
+Names follow the reference code (utils.py get_network): `ConvNetD4`, `ConvNetW32`, `ConvNetBN`,
+`ConvNetAS`, `ConvNetMP`, ..., `MLP`, `LeNet`, `AlexNet(BN)`, `VGG11(BN)`, `ResNet18(BN)`,
+`ResNet18BN_AP`, plus `ResNet18_AP` (defined in networks.py, not reachable through get_network). A
+name is shorthand for a family and overrides of its fields; explicit keyword overrides win over it.
 """
 from __future__ import annotations
 
@@ -12,11 +13,26 @@ from typing import Any
 import flax.linen as nn
 
 from dcjax.errors import ConfigError
+from dcjax.nets.alexnet import ALEXNET_NORMS, AlexNet
 from dcjax.nets.convnet import ConvNet
 from dcjax.nets.layers import ACTIVATIONS, CONV_IMPLS, NORMS, POOLINGS
+from dcjax.nets.lenet import LENET_NORMS, LeNet
 from dcjax.nets.mlp import MLP
+from dcjax.nets.resnet import RESNET_NORMS, ResNet18
+from dcjax.nets.vgg import VGG_NORMS, VGG11
 
-FAMILIES: dict[str, type[nn.Module]] = {"ConvNet": ConvNet, "MLP": MLP}
+FAMILIES: dict[str, type[nn.Module]] = {"ConvNet": ConvNet, "MLP": MLP, "LeNet": LeNet, "AlexNet": AlexNet,
+                                        "VGG11": VGG11, "ResNet18": ResNet18}
+
+# Reference names outside the ConvNet family -> (family, field overrides).
+_NAMED_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "MLP": ("MLP", {}), "LeNet": ("LeNet", {}),
+    "AlexNet": ("AlexNet", {}), "AlexNetBN": ("AlexNet", {"norm": "batch"}),
+    "VGG11": ("VGG11", {}), "VGG11BN": ("VGG11", {"norm": "batch"}),
+    "ResNet18": ("ResNet18", {}), "ResNet18BN": ("ResNet18", {"norm": "batch"}),
+    "ResNet18_AP": ("ResNet18", {"avg_pool_downsample": True}),
+    "ResNet18BN_AP": ("ResNet18", {"norm": "batch", "avg_pool_downsample": True}),
+}
 
 _CONVNET_SUFFIXES: dict[str, dict[str, Any]] = {
     "": {},
@@ -28,14 +44,19 @@ _CONVNET_SUFFIXES: dict[str, dict[str, Any]] = {
     "NP": {"pooling": "none"}, "MP": {"pooling": "max"}, "AP": {"pooling": "avg"},
 }
 _ALLOWED = {"norm": NORMS, "activation": ACTIVATIONS, "pooling": POOLINGS, "conv_impl": CONV_IMPLS}
+# Families whose norm choices are narrower than the ConvNet's (the reference builds only these).
+_FAMILY_NORMS: dict[str, tuple[str, ...]] = {"LeNet": LENET_NORMS, "AlexNet": ALEXNET_NORMS,
+                                             "VGG11": VGG_NORMS, "ResNet18": RESNET_NORMS}
 
 
 def _parse_name(name: str) -> tuple[str, dict[str, Any]]:
-    if name == "MLP":
-        return "MLP", {}
+    if name in _NAMED_MODELS:
+        family, fields = _NAMED_MODELS[name]
+        return family, dict(fields)
     if not name.startswith("ConvNet"):
-        raise ConfigError(f"unknown model {name!r}; set config.model to one of: "
-                          f"{', '.join(sorted(FAMILIES))} or a ConvNet variant such as ConvNetBN, ConvNetD4, ConvNetW64")
+        raise ConfigError(f"unknown model {name!r}; set config.model to one of: ConvNet, "
+                          f"{', '.join(_NAMED_MODELS)} or a ConvNet variant such as ConvNetBN, ConvNetD4, "
+                          f"ConvNetW64")
     suffix = name[len("ConvNet"):]
     match = re.fullmatch(r"D(\d)|W(\d+)", suffix)
     if match and match.group(1):
@@ -58,7 +79,7 @@ def get_model(name: str, num_classes: int, input_shape: tuple[int, ...] | None =
     unknown = set(fields) - known
     if unknown:
         raise ConfigError(f"model {name!r} has no field(s) {sorted(unknown)}; it accepts {sorted(known)}")
-    for field, allowed in _ALLOWED.items():
+    for field, allowed in {**_ALLOWED, "norm": _FAMILY_NORMS.get(family, NORMS)}.items():
         if field in fields and fields[field] not in allowed:
             raise ConfigError(f"model field {field}={fields[field]!r} is not one of {allowed}")
     if "depth" in fields and not 1 <= int(fields["depth"]) <= 4:
@@ -73,11 +94,34 @@ def uses_batch_norm(module: nn.Module) -> bool:
     return getattr(module, "norm", None) == "batch"
 
 
+# Fields of the network the reference evaluates instead of a batch-norm one (see instance_norm_twin).
+_TWIN_FIELDS: dict[type[nn.Module], dict[str, Any]] = {
+    LeNet: {"norm": "none"}, AlexNet: {"norm": "none"},
+    ResNet18: {"norm": "instance", "avg_pool_downsample": False},
+}
+
+
 def instance_norm_twin(module: nn.Module) -> nn.Module:
-    """The module with batch norm replaced by instance norm (the reference's evaluation mode 'S')."""
-    if uses_batch_norm(module):
-        return module.clone(norm="instance")
-    return module
+    """The network the reference evaluates a batch-norm network's synthetic set on (eval mode 'S').
+
+    The reference strips everything from 'BN' on from the model name (`model[:model.index('BN')]`,
+    utils.py:463-466) and evaluates that network; the twin is that network, which is not always
+    the same architecture with instance norm:
+
+    * ConvNet, VGG11, ResNet18: norm "instance" (ConvNetBN -> ConvNet, VGG11BN -> VGG11,
+      ResNet18BN -> ResNet18).
+    * AlexNet (and LeNet): norm "none", since the reference's AlexNet has no normalisation
+      (AlexNetBN -> AlexNet).
+    * ResNet18 with `avg_pool_downsample`: the plain strided ResNet18 with instance norm, as the
+      reference does (ResNet18BN_AP -> ResNet18, not ResNet18_AP); `config.eval.model` picks
+      ResNet18_AP explicitly.
+
+    Networks without batch norm are returned unchanged.
+    """
+    if not uses_batch_norm(module):
+        return module
+    return module.clone(**_TWIN_FIELDS.get(type(module), {"norm": "instance"}))
 
 
-__all__ = ["get_model", "uses_batch_norm", "instance_norm_twin", "ConvNet", "MLP", "FAMILIES"]
+__all__ = ["get_model", "uses_batch_norm", "instance_norm_twin", "ConvNet", "MLP", "LeNet", "AlexNet", "VGG11",
+           "ResNet18", "FAMILIES"]
