@@ -56,9 +56,10 @@ class EvalRecipe:
                            optax.sgd(lr, momentum=self.momentum))
 
 
-def train_and_test(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
-                   y_train: jax.Array, x_test: jax.Array, y_test: jax.Array) -> jax.Array:
-    """Train one freshly initialised `module` on (x_train, y_train); its test accuracy."""
+def train_network(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
+                  y_train: jax.Array) -> Any:
+    """The variables of a freshly initialised `module` trained on (x_train, y_train) by `recipe`:
+    a new optimiser (momentum buffer reset) for the decayed-lr phase, as the reference builds one."""
     init_key, key_a, key_b = jax.random.split(key, 3)
     variables = module.init(init_key, x_train[:1], train=False)
     epochs_a, epochs_b = recipe.phase_epochs()
@@ -69,6 +70,13 @@ def train_and_test(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_trai
         tx = recipe.optimizer(lr)
         variables, _ = train_epochs(module.apply, tx, variables, tx.init(variables["params"]),
                                     x_train, y_train, k, epochs, recipe.batch_size, augment)
+    return variables
+
+
+def train_and_test(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
+                   y_train: jax.Array, x_test: jax.Array, y_test: jax.Array) -> jax.Array:
+    """Train one freshly initialised `module` on (x_train, y_train); its test accuracy."""
+    variables = train_network(module, recipe, key, x_train, y_train)
     return accuracy(module.apply, variables, x_test, y_test, recipe.test_batch_size)
 
 
