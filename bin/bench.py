@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices] [--out=benchmarks/results]
+"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --only=eval] [--out=...]
 
 Runs the suite of dcjax.bench_report (matching steps, inner updates, outer iterations,
 evaluation, CIFAR-100 memory, and the reference-style PyTorch step when torch is installed), one
@@ -16,6 +16,7 @@ from dcjax import bench_report
 _OUT = flags.DEFINE_string("out", "benchmarks/results", "Directory for the JSON and Markdown tables.")
 _NAME = flags.DEFINE_string("name", None, "File name stem (default: bench_<backend>, or bench_quick).")
 _QUICK = flags.DEFINE_bool("quick", False, "One small case of each kind (a smoke run, minutes).")
+_ONLY = flags.DEFINE_list("only", None, "Run only the default suite's cases of these kinds (e.g. eval,outer).")
 _DEVICES = flags.DEFINE_bool("devices", False, "Only the outer iteration on 1, 2, 4, 8 simulated CPU devices.")
 _TORCH = flags.DEFINE_bool("torch", True, "Include the PyTorch reference step if torch is installed.")
 _TIMEOUT = flags.DEFINE_float("case_timeout", 1800, "Seconds after which one case is abandoned.")
@@ -31,6 +32,9 @@ def main(argv):
     else:
         name = _NAME.value or ("bench_quick" if _QUICK.value else f"bench_{jax.default_backend()}")
         cases = bench_report.default_suite(_TORCH.value and bench_report.torch_available(), _QUICK.value)
+        if _ONLY.value:
+            cases = [c for c in cases if c.kind in _ONLY.value]
+            name = _NAME.value or f"{name}_{'_'.join(_ONLY.value)}"
 
     def progress(report):
         row = report["rows"][-1]

@@ -108,10 +108,13 @@ def evaluation_program(module: nn.Module, recipe: EvalRecipe, parallel: str):
     """(keys, images, labels, x_test, y_test) -> accuracies of len(keys) networks, before `jit`."""
     def run(keys: jax.Array, images: jax.Array, labels: jax.Array, x_test: jax.Array,
             y_test: jax.Array) -> jax.Array:
-        one = lambda k: train_and_test(module, recipe, k, images, labels, x_test, y_test)
         if parallel == "map":
-            return jax.lax.map(one, keys)
-        return jax.vmap(one)(keys)
+            return jax.lax.map(lambda k: train_and_test(module, recipe, k, images, labels, x_test, y_test), keys)
+        # The networks train together; their test passes run one network at a time, since N
+        # networks' activations on a 500-image test batch at once (20 ConvNet-128: ~5 GB per
+        # layer) is what exhausted memory when the whole program was vmapped.
+        variables = jax.vmap(lambda k: train_network(module, recipe, k, images, labels))(keys)
+        return jax.lax.map(lambda v: accuracy(module.apply, v, x_test, y_test, recipe.test_batch_size), variables)
 
     return run
 
