@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib.util
-import json
-import os
 from typing import Any, Callable, Iterable
 
 from dcjax.benchmark import Case, machine_description, run_in_subprocess
+from dcjax.evaluation_report import write_results
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
 
@@ -229,13 +228,5 @@ def _targets(report: dict[str, Any], peak: float | None) -> list[str]:
 
 def write(report: dict[str, Any], out_dir: str, name: str, command: str) -> tuple[str, str]:
     """Write `<name>.json` and `<name>.md` (atomically, so an interrupted run leaves the last good pair)."""
-    os.makedirs(out_dir, exist_ok=True)
     report = {**report, "command": command}
-    paths = []
-    for suffix, text in (("json", json.dumps(report, indent=1)), ("md", markdown(report, command))):
-        path = os.path.join(out_dir, f"{name}.{suffix}")
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-        paths.append(path)
-    return paths[0], paths[1]
+    return write_results(out_dir, report, markdown(report, command), name)

@@ -5,7 +5,6 @@ these cannot share the single-device test process). Not named test_*.py for that
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
