@@ -462,6 +462,8 @@ def run(out: str, method: str, dataset_name: str, ipc: int, seed: int = 0, data_
         synset = build(method, dataset, ipc, jax.random.PRNGKey(seed), model, epochs,
                        EvalRecipe(batch_size=batch_size), **model_fields)
         selected = time.time()
+        # Where the real data came from, so bin/evaluate.py finds its test split without flags.
+        synset.metadata.update(data_dir=os.path.abspath(data_dir) if data_dir else None, data_source=data_source)
         path = save_synthetic(os.path.join(out, SYNTHETIC_DIR), synset)
         record.update(status="done", synthetic=path, selection=synset.metadata["selection"], seconds={
             "load_data": round(loaded - start, 2), "select": round(selected - loaded, 2),

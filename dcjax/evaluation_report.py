@@ -31,7 +31,7 @@ def dataset_for(synset: SyntheticSet, data_dir: str | None = None, data_source: 
     if not name:
         raise DataError("the set's metadata names no dataset; it was not written by dcjax")
     dataset = data_lib.load(name, data_dir or config.get("data_dir") or synset.metadata.get("data_dir"),
-                            data_source or config.get("data_source") or "auto")
+                            data_source or config.get("data_source") or synset.metadata.get("data_source") or "auto")
     if tuple(dataset.image_shape) != tuple(synset.images.shape[1:]):
         raise DataError(f"the set's images are {tuple(synset.images.shape[1:])} but dataset {name!r} has "
                         f"{tuple(dataset.image_shape)}; pass the dataset it was made from (--data_dir)")
