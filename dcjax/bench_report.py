@@ -166,7 +166,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
         lines += ["", "Simulated devices (`--xla_force_host_platform_device_count`) share this machine's "
                   f"{machine['cores']} physical cores: these rows show the overhead of the sharded program "
                   "(partitioning, collectives, padding classes), not a speed-up."]
-    lines += ["", *_targets(report, peak)]
+    if any(row["case"]["kind"] in ("matching", "eval") for row in report["rows"]):
+        lines += ["", *_targets(report, peak)]
     extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]]
     if extra:
         lines += ["", "Inner updates: time per SGD step = median / steps. Evaluation: `epochs` in the recipe "
