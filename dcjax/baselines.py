@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -331,7 +331,16 @@ def forgetting(dataset: data_lib.Dataset, ipc: int, key: jax.Array, model: str =
     paper's "training samples which are easy to forget during training". Ties are broken by keyed
     uniform noise. With one epoch no event can happen: only never-learnt examples and ties decide.
     """
-    data_lib.check_batch_size(dataset, ipc, field="ipc")
+    return forgetting_sets(dataset, (ipc,), key, model, epochs, recipe, **model_fields)[ipc]
+
+
+def forgetting_sets(dataset: data_lib.Dataset, ipcs: Sequence[int], key: jax.Array, model: str = "ConvNet",
+                    epochs: int = DEFAULT_EPOCHS, recipe: EvalRecipe = EvalRecipe(),
+                    **model_fields: Any) -> dict[int, SyntheticSet]:
+    """`forgetting` for several ipc from one training run: {ipc: set}, each equal to what
+    `forgetting(dataset, ipc, key, ...)` gives (the statistics depend on the key, not on ipc)."""
+    for ipc in ipcs:
+        data_lib.check_batch_size(dataset, ipc, field="ipc")
     _check_epochs(epochs)
     module = whole_set_module(dataset, model, **model_fields)
     init_key, order_key, tie_key = jax.random.split(key, 3)
@@ -341,14 +350,19 @@ def forgetting(dataset: data_lib.Dataset, ipc: int, key: jax.Array, model: str =
     correct = np.asarray(correct)
     scores = forgetting_scores(correct)
     tie_break = np.asarray(jax.random.uniform(tie_key, (len(scores),)))
-    indices = most_forgotten(scores, class_members(dataset), ipc, tie_break)
-    return set_from_indices(dataset, indices, "forgetting", {
+    members = class_members(dataset)
+    selection = {
         "rule": "per class, most forgetting events (correct at the previous presentation, wrong at this one; "
                 "never-learnt examples first), ties by keyed random order (Toneva et al. 2019)",
         "network": describe_module(module), "epochs": epochs, "batch_size": recipe.batch_size,
         "last_epoch_online_accuracy": float(correct[-1].mean()),
-        "selected_scores": scores[indices].ravel().tolist(),
-        "examples_with_events": int((count_forgetting_events(correct) > 0).sum())})
+        "examples_with_events": int((count_forgetting_events(correct) > 0).sum())}
+    sets = {}
+    for ipc in ipcs:
+        indices = most_forgotten(scores, members, ipc, tie_break)
+        sets[ipc] = set_from_indices(dataset, indices, "forgetting",
+                                     {**selection, "selected_scores": scores[indices].ravel().tolist()})
+    return sets
 
 
 # ----------------------------------------------------------------------------- one method end to end

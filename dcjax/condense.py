@@ -182,7 +182,7 @@ def place_state(state: CondenseState, layout: ClassLayout | None) -> CondenseSta
     return CondenseState(images, opt_state, key, iteration)
 
 
-def _state_dict(state: CondenseState, layout: ClassLayout | None) -> dict[str, Any]:
+def _state_dict(state: CondenseState, layout: ClassLayout | None = None) -> dict[str, Any]:
     """The state as host arrays without class padding: checkpoints do not depend on the device count."""
     host = jax.tree_util.tree_map(to_host, state)
     if layout is not None:

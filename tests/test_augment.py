@@ -123,7 +123,7 @@ def test_default_strategy_follows_get_daparam_and_auto_resolves_in_the_recipe():
     assert aug.default_strategy("mnist", "ConvNetBN") == aug.default_strategy("cifar10", "ConvNetBN") == "crop_noise"
     assert aug.default_strategy("fashion_mnist", "ConvNet") == "none"
     config = common.paper_setting("mnist", 1)
-    assert eval_recipe(config).augmentation == "crop_scale_rotate" and eval_recipe(config).epochs == 300
+    assert eval_recipe(config).augmentation == "crop_scale_rotate" and eval_recipe(config).epochs == 1000
     config.eval.augmentation = "noise"
     assert eval_recipe(config).augmentation == "noise"
 

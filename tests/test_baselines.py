@@ -149,6 +149,19 @@ def test_every_method_end_to_end_on_digits(digits, method):
     assert again.metadata["selected_indices"] == indices
 
 
+def test_forgetting_sets_for_several_ipc_equal_separate_runs(digits):
+    settings = dict(model="ConvNet", epochs=2, width=16, depth=2)
+    key = jax.random.PRNGKey(3)
+    both = baselines.forgetting_sets(digits, (1, 3), key, **settings)
+    for ipc in (1, 3):
+        alone = baselines.forgetting(digits, ipc, key, **settings)
+        assert both[ipc].metadata["selected_indices"] == alone.metadata["selected_indices"]
+        np.testing.assert_array_equal(both[ipc].images, alone.images)
+    # the most forgotten example of each class leads both sets
+    np.testing.assert_array_equal(np.asarray(both[3].metadata["selected_indices"]).reshape(10, 3)[:, 0],
+                                  both[1].metadata["selected_indices"])
+
+
 def run_cli(*args):
     # share this session's compilation cache: the CLI then reuses the programs the tests compiled
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,

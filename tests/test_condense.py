@@ -224,8 +224,8 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_resumed_run_is_bit_identic
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real_make = condense_lib.make_outer_step
 
-    def poisoned_make(module, config):
-        step = real_make(module, config)
+    def poisoned_make(module, config, layout=None):
+        step = real_make(module, config, layout)
 
         def poisoned(state, dataset):
             state, loss = step(state, dataset)
