@@ -10,7 +10,7 @@ dcjax.load_synthetic(out) or bin/show.py, as a condensation workdir) and <out>/b
 from _common import run_guarded
 from absl import app, flags, logging
 
-from dcjax.baselines import DEFAULT_EPOCHS, METHODS
+from dcjax.baselines import DEFAULT_EPOCHS, FORGETTING_RULES, METHODS
 
 _DATASET = flags.DEFINE_string("dataset", None, "digits | mnist | fashion_mnist | svhn | cifar10 | cifar100 | usps")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset's .npz file, IDX directory or tfds data_dir.")
@@ -25,6 +25,8 @@ _WIDTH = flags.DEFINE_integer("feature_width", None, "Override of the network's 
 _DEPTH = flags.DEFINE_integer("feature_depth", None, "Override of the network's depth.")
 _EPOCHS = flags.DEFINE_integer("feature_epochs", DEFAULT_EPOCHS, "Epochs of the whole-set network.")
 _BATCH = flags.DEFINE_integer("batch_size", 256, "Batch size of the whole-set network.")
+_RULE = flags.DEFINE_string("forgetting_rule", "events",
+                            f"How forgetting ranks examples: {' | '.join(FORGETTING_RULES)} (see dcjax.baselines).")
 
 
 def main(argv):
@@ -36,7 +38,7 @@ def main(argv):
     record = run_guarded(lambda: baselines.run(
         _OUT.value, _METHOD.value, _DATASET.value, _IPC.value, seed=_SEED.value, data_dir=_DATA_DIR.value,
         data_source=_DATA_SOURCE.value, model=_MODEL.value, epochs=_EPOCHS.value, batch_size=_BATCH.value,
-        **fields))
+        forgetting_rule=_RULE.value, **fields))
     print(f"{record['method']} set: {record['ipc']} images per class of {record['dataset']} in "
           f"{record['synthetic']} ({record['seconds']['total']:.1f} s); settings in {_OUT.value}/baseline.json")
 

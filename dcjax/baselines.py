@@ -306,12 +306,31 @@ def count_forgetting_events(correct_by_epoch: Any) -> np.ndarray:
     return np.sum(correct[:-1] & ~correct[1:], axis=0).astype(np.int64)
 
 
-def forgetting_scores(correct_by_epoch: Any) -> np.ndarray:
-    """(N,) ranking score: the forgetting-event count, and for examples never classified correctly
-    the number of epochs, more than any count can reach (at most epochs // 2). Toneva et al. (2019)
-    likewise sort never-learnt examples as forgotten infinitely often."""
+# How `forgetting` ranks examples. "events": by forgetting-event count alone, so a never-learnt
+# example (never correct, hence never forgotten) ranks with the unforgettable ones; this is the
+# paper's "training samples which are easy to forget during training", and the default.
+# "never_learnt_first": Toneva et al.'s (2019) own ordering, never-learnt examples as forgotten
+# infinitely often. With a briefly trained whole-set network the never-learnt examples are the
+# ambiguous or mislabelled ones, and a set of them trains to near chance (Fashion-MNIST ipc 1:
+# benchmarks/results/table1_fashion_mnist.md), far below the paper's forgetting rows.
+FORGETTING_RULES = ("events", "never_learnt_first")
+
+
+def check_forgetting_rule(rule: str) -> str:
+    if rule not in FORGETTING_RULES:
+        raise ConfigError(f"unknown forgetting rule {rule!r}; choose one of {', '.join(FORGETTING_RULES)}")
+    return rule
+
+
+def forgetting_scores(correct_by_epoch: Any, rule: str = "events") -> np.ndarray:
+    """(N,) ranking score: the forgetting-event count; under rule "never_learnt_first", examples
+    never classified correctly score the number of epochs, more than any count can reach (at most
+    epochs // 2), as Toneva et al. (2019) sort them (see FORGETTING_RULES)."""
     correct = np.asarray(correct_by_epoch, bool)
-    return np.where(correct.any(axis=0), count_forgetting_events(correct), correct.shape[0])
+    events = count_forgetting_events(correct)
+    if check_forgetting_rule(rule) == "events":
+        return events
+    return np.where(correct.any(axis=0), events, correct.shape[0])
 
 
 def most_forgotten(scores: Any, members: list[np.ndarray], ipc: int, tie_break: Any) -> np.ndarray:
@@ -323,22 +342,26 @@ def most_forgotten(scores: Any, members: list[np.ndarray], ipc: int, tie_break: 
 
 
 def forgetting(dataset: data_lib.Dataset, ipc: int, key: jax.Array, model: str = "ConvNet",
-               epochs: int = DEFAULT_EPOCHS, recipe: EvalRecipe = EvalRecipe(),
+               epochs: int = DEFAULT_EPOCHS, recipe: EvalRecipe = EvalRecipe(), rule: str = "events",
                **model_fields: Any) -> SyntheticSet:
     """The forgetting baseline (Toneva et al., 2019): train a network on the whole set for `epochs`
     epochs (the feature network's recipe), count each example's forgetting events, and keep per class
-    the `ipc` most forgotten examples (never-learnt ones first, see `forgetting_scores`), the
-    paper's "training samples which are easy to forget during training". Ties are broken by keyed
-    uniform noise. With one epoch no event can happen: only never-learnt examples and ties decide.
+    the `ipc` most forgotten examples, the paper's "training samples which are easy to forget during
+    training" (`rule`: see FORGETTING_RULES). Ties are broken by keyed uniform noise. With one epoch
+    no event can happen: only ties (and never-learnt examples under "never_learnt_first") decide.
     """
-    return forgetting_sets(dataset, (ipc,), key, model, epochs, recipe, **model_fields)[ipc]
+    return forgetting_sets(dataset, (ipc,), key, model, epochs, recipe, rule, **model_fields)[ipc]
 
 
 def forgetting_sets(dataset: data_lib.Dataset, ipcs: Sequence[int], key: jax.Array, model: str = "ConvNet",
                     epochs: int = DEFAULT_EPOCHS, recipe: EvalRecipe = EvalRecipe(),
-                    **model_fields: Any) -> dict[int, SyntheticSet]:
-    """`forgetting` for several ipc from one training run: {ipc: set}, each equal to what
-    `forgetting(dataset, ipc, key, ...)` gives (the statistics depend on the key, not on ipc)."""
+                    rules: str | Sequence[str] = "events", **model_fields: Any) -> dict[Any, SyntheticSet]:
+    """`forgetting` for several ipc (and rules) from one training run: {ipc: set} for one rule,
+    {(rule, ipc): set} for a sequence of rules; each equal to what `forgetting(dataset, ipc, key, ...,
+    rule=rule)` gives (the statistics depend on the key, not on ipc or rule)."""
+    rule_list = [rules] if isinstance(rules, str) else list(rules)
+    for rule in rule_list:
+        check_forgetting_rule(rule)
     for ipc in ipcs:
         data_lib.check_batch_size(dataset, ipc, field="ipc")
     _check_epochs(epochs)
@@ -348,21 +371,24 @@ def forgetting_sets(dataset: data_lib.Dataset, ipcs: Sequence[int], key: jax.Arr
     _, correct = record_correctness(module, variables, _optimizer(recipe), dataset.x_train, dataset.y_train,
                                     order_key, epochs, recipe.batch_size)
     correct = np.asarray(correct)
-    scores = forgetting_scores(correct)
-    tie_break = np.asarray(jax.random.uniform(tie_key, (len(scores),)))
+    tie_break = np.asarray(jax.random.uniform(tie_key, (correct.shape[1],)))
     members = class_members(dataset)
-    selection = {
-        "rule": "per class, most forgetting events (correct at the previous presentation, wrong at this one; "
-                "never-learnt examples first), ties by keyed random order (Toneva et al. 2019)",
-        "network": describe_module(module), "epochs": epochs, "batch_size": recipe.batch_size,
-        "last_epoch_online_accuracy": float(correct[-1].mean()),
-        "examples_with_events": int((count_forgetting_events(correct) > 0).sum())}
     sets = {}
-    for ipc in ipcs:
-        indices = most_forgotten(scores, members, ipc, tie_break)
-        sets[ipc] = set_from_indices(dataset, indices, "forgetting",
-                                     {**selection, "selected_scores": scores[indices].ravel().tolist()})
-    return sets
+    for rule in rule_list:
+        scores = forgetting_scores(correct, rule)
+        selection = {
+            "rule": rule, "ranking": "per class, most forgetting events (correct at the previous presentation, "
+                                     "wrong at this one)" + ("; never-learnt examples first" if rule != "events" else "")
+                                     + "; ties by keyed random order (Toneva et al. 2019)",
+            "network": describe_module(module), "epochs": epochs, "batch_size": recipe.batch_size,
+            "last_epoch_online_accuracy": float(correct[-1].mean()),
+            "examples_with_events": int((count_forgetting_events(correct) > 0).sum()),
+            "never_learnt_examples": int((~correct.any(axis=0)).sum())}
+        for ipc in ipcs:
+            indices = most_forgotten(scores, members, ipc, tie_break)
+            sets[rule, ipc] = set_from_indices(dataset, indices, "forgetting",
+                                               {**selection, "selected_scores": scores[indices].ravel().tolist()})
+    return {ipc: synset for (_, ipc), synset in sets.items()} if isinstance(rules, str) else sets
 
 
 # ----------------------------------------------------------------------------- one method end to end
@@ -381,18 +407,19 @@ def _require_embed(module: nn.Module) -> None:
 
 
 def build(method: str, dataset: data_lib.Dataset, ipc: int, key: jax.Array, model: str = "ConvNet",
-          epochs: int = DEFAULT_EPOCHS, recipe: EvalRecipe = EvalRecipe(), **model_fields: Any) -> SyntheticSet:
+          epochs: int = DEFAULT_EPOCHS, recipe: EvalRecipe = EvalRecipe(), forgetting_rule: str = "events",
+          **model_fields: Any) -> SyntheticSet:
     """The baseline set of command-line method `method` (random | herding | k_center | forgetting).
 
     `model`, `model_fields`, `epochs` and `recipe` describe the network trained on the whole set
-    (feature network for herding and k-center, the recorded network for forgetting); random uses
-    only the key."""
+    (feature network for herding and k-center, the recorded network for forgetting, which ranks by
+    `forgetting_rule`, see FORGETTING_RULES); random uses only the key."""
     check_method(method)
     data_lib.check_batch_size(dataset, ipc, field="ipc")
     if method == "random":
         return random_real(dataset, ipc, key)
     if method == "forgetting":
-        return forgetting(dataset, ipc, key, model, epochs, recipe, **model_fields)
+        return forgetting(dataset, ipc, key, model, epochs, recipe, forgetting_rule, **model_fields)
     _require_embed(whole_set_module(dataset, model, **model_fields))   # before the training, not after
     module, variables = feature_network(dataset, key, model, epochs, recipe, **model_fields)
     provenance = {"network": describe_module(module), "epochs": epochs, "batch_size": recipe.batch_size,
@@ -443,7 +470,7 @@ def check_out_dir(out: str, method: str) -> None:
 
 def run(out: str, method: str, dataset_name: str, ipc: int, seed: int = 0, data_dir: str | None = None,
         data_source: str = "auto", model: str = "ConvNet", epochs: int = DEFAULT_EPOCHS, batch_size: int = 256,
-        **model_fields: Any) -> dict[str, Any]:
+        forgetting_rule: str = "events", **model_fields: Any) -> dict[str, Any]:
     """Build baseline `method` and save it as `<out>/synthetic` (so `dcjax.load_synthetic(out)` reads
     it like a condensation workdir) plus `<out>/baseline.json` (settings, timing, selection record).
 
@@ -454,6 +481,7 @@ def run(out: str, method: str, dataset_name: str, ipc: int, seed: int = 0, data_
     if not isinstance(ipc, int) or ipc < 1:
         raise ConfigError(f"--ipc must be an integer >= 1 (images per class), got {ipc!r}")
     _check_epochs(epochs)
+    check_forgetting_rule(forgetting_rule)
     check_out_dir(out, method)
     if method != "random":   # a bad network name or field fails now, not after loading the data
         module = get_model(model, 1, **model_fields)
@@ -470,11 +498,13 @@ def run(out: str, method: str, dataset_name: str, ipc: int, seed: int = 0, data_
         "ipc": ipc, "seed": seed, "status": "running", "backend": jax.default_backend()}
     if method != "random":
         record.update(model=model, model_fields=model_fields, epochs=epochs, batch_size=batch_size)
+    if method == "forgetting":
+        record.update(forgetting_rule=forgetting_rule)
     with WorkdirLock(out):
         check_out_dir(out, method)   # again, now that no other run can write here
         _write_json(os.path.join(out, BASELINE_FILE), record)
         synset = build(method, dataset, ipc, jax.random.PRNGKey(seed), model, epochs,
-                       EvalRecipe(batch_size=batch_size), **model_fields)
+                       EvalRecipe(batch_size=batch_size), forgetting_rule, **model_fields)
         selected = time.time()
         # Where the real data came from, so bin/evaluate.py finds its test split without flags.
         synset.metadata.update(data_dir=os.path.abspath(data_dir) if data_dir else None, data_source=data_source)

@@ -12,7 +12,7 @@ import pytest
 
 from dcjax import baselines, data
 from dcjax.checkpoint import load_synthetic
-from dcjax.errors import DataError
+from dcjax.errors import ConfigError, DataError
 from dcjax.evaluate import EvalRecipe
 from dcjax.nets import get_model
 
@@ -89,8 +89,11 @@ def test_forgetting_events_by_hand():
     # example 0 forgets at epochs 1 and 3; 1 is never learnt; 2 never forgets; 3 forgets at epoch 3;
     # 4 forgets at epoch 2
     np.testing.assert_array_equal(baselines.count_forgetting_events(correct), [2, 0, 0, 1, 1])
-    # never-learnt examples rank above any count (5 epochs: at most 2 events)
-    np.testing.assert_array_equal(baselines.forgetting_scores(correct), [2, 5, 0, 1, 1])
+    np.testing.assert_array_equal(baselines.forgetting_scores(correct), [2, 0, 0, 1, 1])
+    # Toneva's ordering: never-learnt examples rank above any count (5 epochs: at most 2 events)
+    np.testing.assert_array_equal(baselines.forgetting_scores(correct, "never_learnt_first"), [2, 5, 0, 1, 1])
+    with pytest.raises(ConfigError, match="unknown forgetting rule 'toneva'; choose one of events, never_learnt_first"):
+        baselines.forgetting_scores(correct, "toneva")
 
 
 def test_most_forgotten_per_class_by_hand():
@@ -157,6 +160,10 @@ def test_forgetting_sets_for_several_ipc_equal_separate_runs(digits):
         alone = baselines.forgetting(digits, ipc, key, **settings)
         assert both[ipc].metadata["selected_indices"] == alone.metadata["selected_indices"]
         np.testing.assert_array_equal(both[ipc].images, alone.images)
+    by_rule = baselines.forgetting_sets(digits, (3,), key, rules=baselines.FORGETTING_RULES, **settings)
+    assert by_rule["events", 3].metadata == both[3].metadata
+    toneva = baselines.forgetting(digits, 3, key, rule="never_learnt_first", **settings)
+    assert by_rule["never_learnt_first", 3].metadata == toneva.metadata
     # the most forgotten example of each class leads both sets
     np.testing.assert_array_equal(np.asarray(both[3].metadata["selected_indices"]).reshape(10, 3)[:, 0],
                                   both[1].metadata["selected_indices"])
