@@ -317,6 +317,7 @@ FORGETTING_RULES = ("events", "never_learnt_first")
 
 
 def check_forgetting_rule(rule: str) -> str:
+    """`rule` if it is one of FORGETTING_RULES, else a ConfigError naming them."""
     if rule not in FORGETTING_RULES:
         raise ConfigError(f"unknown forgetting rule {rule!r}; choose one of {', '.join(FORGETTING_RULES)}")
     return rule
