@@ -217,7 +217,8 @@ def markdown(d: dict) -> str:
              "not say which; both compare to its one forgetting row). Herding and k-center coincide at "
              "ipc 1: both start from the example nearest the class mean (so do the paper's: 67.0 vs 66.9).", "",
              "| method | ipc | test acc. % (this run) | paper % | eval s | source |", "|---|---|---|---|---|---|"]
-    for r in d["table1"]:
+    order = ("random", "herding", "k_center", "forgetting", "forgetting_never_learnt_first", "dcjax")
+    for r in sorted(d["table1"], key=lambda r: (r["ipc"], order.index(r["method"]))):
         lines.append(f"| {r['method']} | {r['ipc']} | {100 * r['mean']:.2f} +- {100 * r['std']:.2f} | "
                      f"{PAPER.get((r['method'], r['ipc']), '-')} | {r['seconds']:.0f} | "
                      f"{r.get('source', 'this run')} |")
