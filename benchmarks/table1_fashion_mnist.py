@@ -17,8 +17,8 @@ under SPEC section 6's CPU protocol where it applies.
   (K=200 each, batch_real 64, noise init), each evaluated with ConvNet, MLP and LeNet (5 x 300 epochs).
 
 Results go to benchmarks/results/table1_fashion_mnist.{json,md}, rewritten after every row; the
-ipc-10 evaluations run last (each ~15 min on 2 cores). `--resume` keeps the rows and sets already
-there and computes only what is missing.
+ipc-10 evaluations run last (each ~13 min on 2 cores; the whole script ~1.5 h). `--resume` keeps
+the rows and sets already there and computes only what is missing.
 """
 import datetime
 import json
