@@ -20,6 +20,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dcjax import compilation
@@ -186,9 +187,15 @@ def _state_dict(state: CondenseState, layout: ClassLayout | None = None) -> dict
     """The state as host arrays without class padding: checkpoints do not depend on the device count."""
     host = jax.tree_util.tree_map(to_host, state)
     if layout is not None:
-        host = host.replace(images=host.images[:layout.num_classes],
-                            opt_state=jax.tree_util.tree_map(lambda x: x[:layout.num_classes], host.opt_state))
+        host = host.replace(images=layout.unpad(host.images),
+                            opt_state=jax.tree_util.tree_map(layout.unpad, host.opt_state))
     return flax.serialization.to_state_dict(host)
+
+
+def _host_images(state: CondenseState, layout: ClassLayout | None) -> np.ndarray:
+    """The synthetic images alone as a host array without class padding."""
+    images = to_host(state.images)
+    return layout.unpad(images) if layout is not None else images
 
 
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: str) -> None:
@@ -275,10 +282,10 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
                 close_outputs()
                 raise RunInterrupted(stop.signum, iteration, checkpoints.directory)
             if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
-                log.evaluation_point(iteration, _state_dict(state, layout)["images"], module)
+                log.evaluation_point(iteration, _host_images(state, layout), module)
     close_outputs()
 
-    images = _state_dict(state, layout)["images"]
+    images = _host_images(state, layout)
     synset = SyntheticSet(images.reshape((-1,) + images.shape[2:]),
                           jax.device_get(class_major_labels(*images.shape[:2])),
                           reporting.set_metadata(config, dataset, module, int(state.iteration)))

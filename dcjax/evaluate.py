@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from dcjax import augment as augment_lib
 from dcjax import compilation
-from dcjax.sharding import shard_over_devices, to_host
+from dcjax.sharding import put_replicated, shard_over_devices, to_host
 from dcjax.training import accuracy, train_epochs
 
 
@@ -97,11 +97,8 @@ def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_t
     labels = jnp.asarray(labels, jnp.int32)
     if mesh is None or mesh.devices.size == 1:
         return np.asarray(_train_and_test_all(module, recipe, parallel)(keys, images, labels, x_test, y_test))
-    # Identical host values on every process become one replicated array on the whole mesh.
-    replicated = NamedSharding(mesh, PartitionSpec())
-    keys, *arrays = (jax.device_put(to_host(x), replicated) for x in (keys, images, labels, x_test, y_test))
     program = _train_and_test_sharded(module, recipe, parallel, mesh, num_models)
-    return to_host(program(keys, *arrays))
+    return to_host(program(*put_replicated((keys, images, labels, x_test, y_test), mesh)))
 
 
 def evaluation_program(module: nn.Module, recipe: EvalRecipe, parallel: str):

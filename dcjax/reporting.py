@@ -173,7 +173,7 @@ class RunLog:
         images = np.asarray(images)
         num_classes, ipc = images.shape[:2]
         if self.writes:
-                save_grid(os.path.join(self.workdir, "images", f"iter_{iteration:06d}.png"),
+            save_grid(os.path.join(self.workdir, "images", f"iter_{iteration:06d}.png"),
                       data_lib.denormalise(images.reshape((-1,) + images.shape[2:]), self.dataset.mean,
                                            self.dataset.std), num_classes)
         if self.config.eval.num_models:

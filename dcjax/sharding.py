@@ -112,8 +112,8 @@ class ClassLayout:
             lambda x: jax.device_put(np.asarray(self.pad(jnp.asarray(x))), self.by_class()), tree)
 
     def put_replicated(self, tree: PyTree) -> PyTree:
-        """Identical host values on every process -> one replicated global array per leaf."""
-        return jax.tree_util.tree_map(lambda x: jax.device_put(np.asarray(x), self.replicated()), tree)
+        """`put_replicated` on this layout's mesh."""
+        return put_replicated(tree, self.mesh)
 
     def matching_loss_and_grad(self, apply_fn: Callable, params: PyTree, frozen: PyTree, syn: jax.Array,
                                real: jax.Array, metric: str, class_parallel: str,
@@ -160,6 +160,11 @@ def class_layout(config: Any, num_classes: int, devices: Sequence[Any] | None = 
         return None
     axis_names = tuple(mesh_config.get("axis_names") or DEFAULT_AXIS_NAMES)
     return ClassLayout(make_mesh(shape, num_classes, axis_names, devices), num_classes)
+
+
+def put_replicated(tree: PyTree, mesh: Mesh) -> PyTree:
+    """Identical values on every process -> one array per leaf, replicated over the whole `mesh`."""
+    return jax.tree_util.tree_map(lambda x: jax.device_put(to_host(x), NamedSharding(mesh, P())), tree)
 
 
 def to_host(x: jax.Array) -> np.ndarray:
