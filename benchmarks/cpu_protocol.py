@@ -24,7 +24,8 @@ from absl import app, flags, logging  # noqa: E402
 
 import dcjax  # noqa: E402
 from configs import cpu_protocol  # noqa: E402
-from dcjax import data, reporting  # noqa: E402
+from dcjax import data  # noqa: E402
+from dcjax.support import run_log  # noqa: E402
 from dcjax.condense import model_from_config  # noqa: E402
 
 _IPC = flags.DEFINE_multi_integer("ipc", [1, 10], "Images per class to run.")
@@ -45,8 +46,8 @@ def random_row(config, ipc: int) -> dict:
     """ipc random real images per class, evaluated exactly as the condensed set will be."""
     dataset = data.load(config.dataset, config.data_dir, config.data_source)
     module = model_from_config(config, dataset.num_classes, dataset.image_shape)
-    log = reporting.RunLog(os.path.join(_RUNS.value, f"random_fmnist_ipc{ipc}"), config, dataset)
-    return reporting.random_real_evaluation(log, module)
+    log = run_log.RunLog(os.path.join(_RUNS.value, f"random_fmnist_ipc{ipc}"), config, dataset)
+    return run_log.random_real_evaluation(log, module)
 
 
 def markdown(results: dict) -> str:

@@ -34,7 +34,7 @@ from absl import app, flags, logging  # noqa: E402
 import dcjax  # noqa: E402
 from configs import cpu_protocol  # noqa: E402
 from dcjax import baselines, data, evaluation_report  # noqa: E402
-from dcjax.checkpoint import save_synthetic  # noqa: E402
+from dcjax.synthetic_set import save_synthetic  # noqa: E402
 from dcjax.configuration import root_keys  # noqa: E402
 from dcjax.evaluate import EvalRecipe  # noqa: E402
 

@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from dcjax.errors import DcjaxError  # noqa: E402
-from dcjax.stop_signals import RunInterrupted  # noqa: E402
+from dcjax.support.signals import RunInterrupted  # noqa: E402
 
 T = TypeVar("T")
 

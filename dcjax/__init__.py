@@ -6,7 +6,7 @@
                           x_test, y_test, key, num_models=5)
 """
 from dcjax import sharding
-from dcjax.checkpoint import SyntheticSet, export_npz, export_pngs, load_synthetic, save_synthetic
+from dcjax.synthetic_set import SyntheticSet, export_npz, export_pngs, load_synthetic, save_synthetic
 from dcjax.condense import run
 from dcjax.errors import CheckpointError, ConfigError, DataError, DcjaxError
 from dcjax.evaluate import EvalRecipe, evaluate

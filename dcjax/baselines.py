@@ -35,12 +35,13 @@ import optax
 
 from dcjax import compilation
 from dcjax import data as data_lib
-from dcjax.checkpoint import SYNTHETIC_DIR, SyntheticSet, load_synthetic, save_synthetic
+from dcjax.support.files import write_json
+from dcjax.synthetic_set import SYNTHETIC_DIR, SyntheticSet, load_synthetic, save_synthetic
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe
 from dcjax.nets import get_model
 from dcjax.training import accuracy, sgd_step, train_epochs
-from dcjax.workdir_lock import LOCK_FILE, WorkdirLock
+from dcjax.support.lock import LOCK_FILE, WorkdirLock
 
 PyTree = Any
 
@@ -432,13 +433,6 @@ def build(method: str, dataset: data_lib.Dataset, ipc: int, key: jax.Array, mode
 
 # ----------------------------------------------------------------------------- bin/baselines.py
 
-def _write_json(path: str, payload: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
-
-
 def _occupant(out: str) -> str | None:
     """What already lives in `out`: None if it is missing or empty, else the metadata method of the set
     there (from baseline.json, else from synthetic/) or a phrase describing foreign contents."""
@@ -503,7 +497,7 @@ def run(out: str, method: str, dataset_name: str, ipc: int, seed: int = 0, data_
         record.update(forgetting_rule=forgetting_rule)
     with WorkdirLock(out):
         check_out_dir(out, method)   # again, now that no other run can write here
-        _write_json(os.path.join(out, BASELINE_FILE), record)
+        write_json(os.path.join(out, BASELINE_FILE), record)
         synset = build(method, dataset, ipc, jax.random.PRNGKey(seed), model, epochs,
                        EvalRecipe(batch_size=batch_size), forgetting_rule, **model_fields)
         selected = time.time()
@@ -513,5 +507,5 @@ def run(out: str, method: str, dataset_name: str, ipc: int, seed: int = 0, data_
         record.update(status="done", synthetic=path, selection=synset.metadata["selection"], seconds={
             "load_data": round(loaded - start, 2), "select": round(selected - loaded, 2),
             "total": round(time.time() - start, 2)})
-        _write_json(os.path.join(out, BASELINE_FILE), record)
+        write_json(os.path.join(out, BASELINE_FILE), record)
     return record

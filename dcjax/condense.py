@@ -25,17 +25,18 @@ import optax
 
 from dcjax import compilation
 from dcjax import data as data_lib
-from dcjax import reporting
+from dcjax.support import run_log
 from dcjax.sharding import ClassLayout, class_layout, to_host
-from dcjax.checkpoint import RunCheckpoints, SyntheticSet, save_synthetic
+from dcjax.support.checkpoints import RunCheckpoints
+from dcjax.synthetic_set import SyntheticSet, save_synthetic
 from dcjax.configuration import resolved_loops, root_keys, validate
 from dcjax.errors import ConfigError, DcjaxError
 from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model, uses_batch_norm
 from dcjax.nets.convnet import ConvNet, last_norm_map_size
-from dcjax.stop_signals import RunInterrupted, StopRequests
+from dcjax.support.signals import RunInterrupted, StopRequests
 from dcjax.training import train_epochs
-from dcjax.workdir_lock import WorkdirLock
+from dcjax.support.lock import WorkdirLock
 
 PyTree = Any
 
@@ -234,7 +235,7 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
                 layout: ClassLayout | None) -> dict[str, Any]:
     """The body of `run`, while this process holds the workdir's lock (or is not process 0)."""
     config_dict = config.to_dict()
-    log = reporting.RunLog(workdir, config, dataset, mesh=layout.mesh if layout is not None else None)
+    log = run_log.RunLog(workdir, config, dataset, mesh=layout.mesh if layout is not None else None)
     warn_if_degenerate(module, dataset.image_shape, log.message)
 
     checkpoints = RunCheckpoints(workdir)
@@ -288,6 +289,6 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
     images = _host_images(state, layout)
     synset = SyntheticSet(images.reshape((-1,) + images.shape[2:]),
                           jax.device_get(class_major_labels(*images.shape[:2])),
-                          reporting.set_metadata(config, dataset, module, int(state.iteration)))
+                          run_log.set_metadata(config, dataset, module, int(state.iteration)))
     save_synthetic(f"{workdir}/synthetic", synset)
     return log.finish(synset, module)

@@ -13,11 +13,11 @@ import time
 from typing import Any, Sequence
 
 from dcjax import evaluation_report
-from dcjax.checkpoint import load_synthetic
+from dcjax.synthetic_set import load_synthetic
 from dcjax.condense import run
 from dcjax.configuration import validate
 from dcjax.nets import get_model
-from dcjax.reporting import eval_recipe
+from dcjax.support.run_log import eval_recipe
 
 RESULTS_NAME = "cross_architecture"
 

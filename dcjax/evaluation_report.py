@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from dcjax import data as data_lib
-from dcjax.checkpoint import SyntheticSet, load_synthetic
+from dcjax.support.files import write_json, write_text
+from dcjax.synthetic_set import SyntheticSet, load_synthetic
 from dcjax.configuration import root_keys
 from dcjax.errors import DataError
 from dcjax.evaluate import EvalRecipe, evaluate
@@ -80,15 +81,8 @@ def markdown_table(title: str, rows: list[dict[str, Any]], recipe: EvalRecipe, c
 
 def write_results(directory: str, payload: dict[str, Any], markdown: str, name: str = RESULTS_NAME) -> tuple[str, str]:
     """`<directory>/<name>.json` and `.md`, each written atomically."""
-    os.makedirs(directory, exist_ok=True)
-    paths = []
-    for ext, text in (("json", json.dumps(payload, indent=2, sort_keys=True)), ("md", markdown)):
-        path = os.path.join(directory, f"{name}.{ext}")
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-        paths.append(path)
-    return paths[0], paths[1]
+    return (write_json(os.path.join(directory, f"{name}.json"), payload),
+            write_text(os.path.join(directory, f"{name}.md"), markdown))
 
 
 def evaluate_saved(path: str, models: Sequence[str], num_models: int, recipe: EvalRecipe, seed: int = 0,

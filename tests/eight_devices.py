@@ -12,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 import dcjax
 from configs import digits
 from dcjax import condense, data, sharding
-from dcjax.checkpoint import RunCheckpoints
+from dcjax.support.checkpoints import RunCheckpoints
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.matching import matching_loss_and_grad

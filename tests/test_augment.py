@@ -11,7 +11,7 @@ from dcjax.configuration import validate
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.nets import get_model
-from dcjax.reporting import eval_recipe
+from dcjax.support.run_log import eval_recipe
 from dcjax.training import train_epochs
 
 RANDOM_OPS = {name: jax.jit(op) for name, op in {

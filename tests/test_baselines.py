@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dcjax import baselines, data
-from dcjax.checkpoint import load_synthetic
+from dcjax.synthetic_set import load_synthetic
 from dcjax.errors import ConfigError, DataError
 from dcjax.evaluate import EvalRecipe
 from dcjax.nets import get_model

@@ -162,11 +162,11 @@ def _tree_snapshot(root):
 
 
 def test_second_run_on_a_busy_workdir_is_refused_and_touches_nothing(reference_run, tmp_path):
-    from dcjax.workdir_lock import WorkdirBusyError, WorkdirLock
+    from dcjax.support.lock import WorkdirBusyError, WorkdirLock
     workdir = tmp_path / "busy"
     shutil.copytree(reference_run[0], workdir)
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; sys.path.insert(0, sys.argv[1]); from dcjax.workdir_lock import WorkdirLock\n"
+                               "import sys, time; sys.path.insert(0, sys.argv[1]); from dcjax.support.lock import WorkdirLock\n"
                                "with WorkdirLock(sys.argv[2]):\n    print('held', flush=True); time.sleep(60)",
                                REPO, str(workdir)], stdout=subprocess.PIPE, text=True)
     try:

@@ -8,7 +8,7 @@ from dcjax import baselines, data
 from dcjax.condense import warn_if_degenerate
 from dcjax.evaluate import EvalRecipe, _train_and_test_all, evaluate
 from dcjax.nets import get_model
-from dcjax.viz import image_grid
+from dcjax.support.pictures import image_grid
 
 
 @pytest.mark.parametrize("epochs,phases", [(300, (152, 149)), (1000, (502, 499)), (4, (4, 1)), (1, (2, 0)), (0, (1, 0))])

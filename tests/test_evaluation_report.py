@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from dcjax import baselines, data
-from dcjax.checkpoint import save_synthetic
+from dcjax.synthetic_set import save_synthetic
 from dcjax.configuration import root_keys
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.nets import get_model

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -17,12 +16,13 @@ from tqdm import tqdm
 from dcjax import data as data_lib
 from dcjax.augment import default_strategy
 from dcjax.baselines import random_real
-from dcjax.checkpoint import SyntheticSet
+from dcjax.synthetic_set import SyntheticSet
 from dcjax.configuration import root_keys
 from dcjax.evaluate import EvalRecipe, evaluate
-from dcjax.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, plot_history
+from dcjax.support.files import write_json
+from dcjax.support.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, plot_history
 from dcjax.nets import get_model, instance_norm_twin
-from dcjax.viz import save_grid
+from dcjax.support.pictures import save_grid
 
 
 def eval_augmentation(config: Any) -> str:
@@ -67,13 +67,6 @@ def set_metadata(config: Any, dataset: data_lib.Dataset, module: nn.Module, iter
         "model": config.model, "model_fields": module_description(module), "iteration": iteration,
         "eval_recipe": dict(eval_recipe(config).__dict__), "config": config.to_dict(),
     }
-
-
-def _write_json(path: str, payload: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
 
 
 def random_real_evaluation(log: "RunLog", module: nn.Module) -> dict[str, Any]:
@@ -210,5 +203,5 @@ class RunLog:
         if self.writes:
             self.metrics.close()
             plot_history(self.metrics_path, os.path.join(self.workdir, PLOT_FILE))
-            _write_json(os.path.join(self.workdir, "summary.json"), summary)
+            write_json(os.path.join(self.workdir, "summary.json"), summary)
         return summary

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from dcjax.checkpoint import CHECKPOINT_DIR, SYNTHETIC_DIR, load_synthetic
+from dcjax.support.checkpoints import CHECKPOINT_DIR
+from dcjax.synthetic_set import SYNTHETIC_DIR, load_synthetic
 from dcjax.errors import CheckpointError
-from dcjax.metrics import METRICS_FILE, PLOT_FILE, history, plot_history
-from dcjax.viz import save_grid
+from dcjax.support.metrics import METRICS_FILE, PLOT_FILE, history, plot_history
+from dcjax.support.pictures import save_grid
 
 
 def describe_run(workdir: str, grid_path: str | None = None) -> list[str]:

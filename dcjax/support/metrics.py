@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+from dcjax.support.files import atomic_path
+
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 PLOT_FILE = "metrics.png"
@@ -80,8 +82,7 @@ def plot_history(metrics_path: str, png_path: str) -> str | None:
                             yerr=[100 * std.get(i, 0.0) for i, _ in points], marker="o", capsize=3)
         axes[0, 1].set(xlabel="outer iteration", ylabel="test accuracy %", title="evaluation")
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)
     return png_path

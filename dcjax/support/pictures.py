@@ -3,10 +3,11 @@ and PNG folders (one per class) for tools outside dcjax."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 from PIL import Image
+
+from dcjax.support.files import atomic_path
 
 
 def image_grid(images: np.ndarray, rows: int, min_size: int = 32, pad: int = 2) -> np.ndarray:
@@ -26,10 +27,8 @@ def image_grid(images: np.ndarray, rows: int, min_size: int = 32, pad: int = 2) 
 
 def save_grid(path: str, images: np.ndarray, num_classes: int) -> str:
     """Save class-major de-normalised images as a PNG with one class per row; returns the path."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    Image.fromarray(image_grid(np.asarray(images), num_classes)).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image_grid(np.asarray(images), num_classes)).save(tmp)
     return path
 
 
@@ -43,15 +42,12 @@ def export_png_folder(images: np.ndarray, labels: np.ndarray, class_names: list[
     directory = os.path.abspath(directory)
     if os.path.exists(directory):
         raise FileExistsError(f"{directory} exists; choose a new directory for the PNG export")
-    tmp = directory + ".tmp"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
     pixels = (np.clip(np.asarray(images), 0.0, 1.0) * 255).round().astype(np.uint8)
     width = len(str(len(pixels) - 1))
-    for index, (image, label) in enumerate(zip(pixels, np.asarray(labels))):
-        folder = os.path.join(tmp, f"{int(label):03d}_{class_names[int(label)]}")
-        os.makedirs(folder, exist_ok=True)
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-            os.path.join(folder, f"{index:0{width}d}.png"))
-    os.replace(tmp, directory)
+    with atomic_path(directory) as tmp:
+        for index, (image, label) in enumerate(zip(pixels, np.asarray(labels))):
+            folder = os.path.join(tmp, f"{int(label):03d}_{class_names[int(label)]}")
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+                os.path.join(folder, f"{index:0{width}d}.png"))
     return directory

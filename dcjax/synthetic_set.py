@@ -1,15 +1,9 @@
-"""Orbax storage of run state and of finished synthetic sets; nothing here unpickles.
+"""The finished synthetic set: what it holds, and its storage (Orbax arrays + JSON metadata).
 
-Two kinds of artefact live in a workdir:
-
-* `checkpoints/<iteration>/` — the condensation state (synthetic images, image-optimiser state,
-  PRNG key, iteration) plus the run's config as JSON, written by an Orbax `CheckpointManager`
-  (atomic: a half-written checkpoint is never taken for a finished one). Re-running the same
-  command resumes from the newest one.
-* `synthetic/` — the finished set: images (normalised, class-major), labels and a JSON metadata
-  record that says how to use them (dataset, mean/std, class names, ipc, model, iteration, the
-  evaluation recipe, config). Arrays are stored by Orbax (Zarr/TensorStore), metadata as JSON,
-  so loading a set never executes code from the file.
+`synthetic/` in a workdir holds images (normalised, class-major), labels and a JSON metadata record
+that says how to use them (dataset, mean/std, class names, ipc, model, iteration, the evaluation
+recipe, config). Arrays are stored by Orbax (Zarr/TensorStore), metadata as JSON, so loading a set
+never executes code from the file (no pickle). `.npz` and PNG-folder exports serve other tools.
 """
 from __future__ import annotations
 
@@ -22,11 +16,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dcjax.errors import CheckpointError
+from dcjax.support.checkpoints import damaged_checkpoint
+from dcjax.support.files import atomic_path
 
 FORMAT_NAME = "dcjax-synthetic-set"
 FORMAT_VERSION = 1
 SYNTHETIC_DIR = "synthetic"
-CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclasses.dataclass
@@ -51,44 +46,6 @@ class SyntheticSet:
     def denormalised(self) -> np.ndarray:
         """Images in [0, 1] pixel units."""
         return np.clip(self.images * self.std + self.mean, 0.0, 1.0)
-
-
-def _damaged(path: str, err: Exception) -> CheckpointError:
-    return CheckpointError(
-        f"checkpoint {path} is damaged or incomplete ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-        f"delete that directory to resume from an earlier checkpoint, or use a new --workdir")
-
-
-class RunCheckpoints:
-    """The condensation checkpoints of one workdir."""
-
-    def __init__(self, workdir: str, max_to_keep: int = 2):
-        self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
-        self._manager = ocp.CheckpointManager(
-            self.directory, item_names=("state", "meta"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
-
-    def latest_step(self) -> int | None:
-        return self._manager.latest_step()
-
-    def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-
-    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-        path = os.path.join(self.directory, str(step))
-        try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        except (FileNotFoundError, ValueError, KeyError, OSError, TypeError) as err:
-            raise _damaged(path, err) from err
-        return restored["state"], restored["meta"]
-
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
-
-    def close(self) -> None:
-        self._manager.close()
 
 
 def save_synthetic(directory: str, synset: SyntheticSet) -> str:
@@ -126,7 +83,7 @@ def load_synthetic(path: str) -> SyntheticSet:
             restored = checkpointer.restore(directory, args=ocp.args.Composite(
                 arrays=ocp.args.StandardRestore(), metadata=ocp.args.JsonRestore()))
     except (FileNotFoundError, ValueError, KeyError, OSError, TypeError) as err:
-        raise _damaged(directory, err) from err
+        raise damaged_checkpoint(directory, err) from err
     metadata = dict(restored["metadata"] or {})
     if metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{directory} is not a dcjax synthetic set (metadata format {metadata.get('format')!r})")
@@ -137,15 +94,14 @@ def load_synthetic(path: str) -> SyntheticSet:
 def export_pngs(synset: SyntheticSet, directory: str) -> str:
     """Write the set as PNG files, one folder per class (`<NNN>_<class name>/`), for image tools and
     torchvision's ImageFolder; returns the directory."""
-    from dcjax.viz import export_png_folder
+    from dcjax.support.pictures import export_png_folder
     names = synset.metadata.get("class_names") or [str(c) for c in range(int(np.max(synset.labels)) + 1)]
     return export_png_folder(synset.denormalised(), synset.labels, list(names), directory)
 
 
 def export_npz(synset: SyntheticSet, path: str) -> str:
     """Write the set as a plain `.npz` (images, labels, metadata as a JSON string) for NumPy/PyTorch users."""
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, images=synset.images, labels=synset.labels,
-             metadata=np.asarray(json.dumps({"format": FORMAT_NAME, **synset.metadata})))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, images=synset.images, labels=synset.labels,
+                 metadata=np.asarray(json.dumps({"format": FORMAT_NAME, **synset.metadata})))
     return path
