@@ -26,7 +26,7 @@ import dcjax  # noqa: E402
 from configs import cpu_protocol  # noqa: E402
 from dcjax import data  # noqa: E402
 from dcjax.support import run_log  # noqa: E402
-from dcjax.condense import model_from_config  # noqa: E402
+from dcjax.condensation import model_from_config  # noqa: E402
 
 _IPC = flags.DEFINE_multi_integer("ipc", [1, 10], "Images per class to run.")
 _RUNS = flags.DEFINE_string("runs", os.path.join(ROOT, "runs"), "Where the condensation workdirs go.")

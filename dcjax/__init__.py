@@ -7,7 +7,7 @@
 """
 from dcjax import sharding
 from dcjax.synthetic_set import SyntheticSet, export_npz, export_pngs, load_synthetic, save_synthetic
-from dcjax.condense import run
+from dcjax.condensation import run
 from dcjax.errors import CheckpointError, ConfigError, DataError, DcjaxError
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.matching import gradient_distance, matching_loss_and_grad

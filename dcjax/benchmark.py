@@ -215,21 +215,21 @@ def _random_dataset(case: Case, train_per_class: int = 500, test_size: int = 100
 def measure_outer(case: Case) -> dict[str, Any]:
     """One full outer iteration (paper loops for the ipc), as `condense.run` compiles it."""
     from configs import common
-    from dcjax import condense, sharding
+    from dcjax import condensation, sharding
     config = common.paper_setting("benchmark", case.ipc)
     config.batch_real = case.batch_real
     config.class_parallel = case.mode
     config.class_chunk = case.class_chunk
     config.net.conv_impl = case.conv_impl
     dataset = _random_dataset(case, train_per_class=max(case.batch_real, 300))
-    module = condense.model_from_config(config, dataset.num_classes, dataset.image_shape)
+    module = condensation.model_from_config(config, dataset.num_classes, dataset.image_shape)
     layout = sharding.class_layout(config, dataset.num_classes)
     if (layout.mesh.devices.size if layout else 1) != case.devices:
         raise RuntimeError(f"expected {case.devices} devices, JAX has {jax.device_count()}")
-    state = condense.place_state(condense.init_state(config, dataset), layout)
+    state = condensation.place_state(condensation.init_state(config, dataset), layout)
     if layout is not None:
         dataset = layout.put_replicated(dataset)
-    step = condense.outer_step_function(module, config, layout)
+    step = condensation.outer_iteration_function(module, config, layout)
     return _without_flop_rate(time_compiled(step, [state, dataset], case.repeats, _options(case.scheduler),
                                             case.compile_only, feed_back=lambda args, out: [out[0], args[1]]))
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from dcjax import evaluation_report
 from dcjax.synthetic_set import load_synthetic
-from dcjax.condense import run
+from dcjax.condensation import run
 from dcjax.configuration import validate
 from dcjax.nets import get_model
 from dcjax.support.run_log import eval_recipe

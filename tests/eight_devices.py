@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 import dcjax
 from configs import digits
-from dcjax import condense, data, sharding
+from dcjax import condensation, data, sharding
 from dcjax.support.checkpoints import RunCheckpoints
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe, evaluate
@@ -68,9 +68,9 @@ def test_condensation_on_8_devices_equals_1_device(tmp_path, dataset):
     dcjax.run(config, str(tmp_path))
     eight = dcjax.load_synthetic(str(tmp_path))
 
-    module = condense.model_from_config(config, 10, dataset.image_shape)
-    state = condense.init_state(config, dataset)
-    step = condense.make_outer_step(module, config)   # the plain single-device program
+    module = condensation.model_from_config(config, 10, dataset.image_shape)
+    state = condensation.init_state(config, dataset)
+    step = condensation.make_outer_iteration(module, config)   # the plain single-device program
     for _ in range(config.num_iterations):
         state, _ = step(state, dataset)
     assert len(state.images.sharding.device_set) == 1
@@ -87,9 +87,9 @@ def test_state_lives_sharded_by_class(dataset):
     config = tiny_config()
     layout = sharding.class_layout(config, 10)
     assert layout.padded_classes == 16
-    module = condense.model_from_config(config, 10, dataset.image_shape)
-    state = condense.place_state(condense.init_state(config, dataset), layout)
-    state, loss = condense.make_outer_step(module, config, layout)(state, layout.put_replicated(dataset))
+    module = condensation.model_from_config(config, 10, dataset.image_shape)
+    state = condensation.place_state(condensation.init_state(config, dataset), layout)
+    state, loss = condensation.make_outer_iteration(module, config, layout)(state, layout.put_replicated(dataset))
     for array in (state.images, state.opt_state[0].trace):
         assert array.shape[0] == 16 and array.sharding.spec == P("classes")
         assert {s.data.shape[0] for s in array.addressable_shards} == {2}

@@ -12,7 +12,7 @@ import pytest
 
 import dcjax
 from configs import common
-from dcjax import condense as condense_lib
+from dcjax import condensation as condense_lib
 from dcjax import data as data_lib
 from dcjax.errors import CheckpointError, ConfigError, DcjaxError
 
@@ -82,12 +82,12 @@ def test_outer_step_is_traced_once():
     config = tiny_config()
     dataset = data_lib.load("digits")
     module = condense_lib.model_from_config(config, dataset.num_classes, dataset.image_shape)
-    step = jax.jit(chex.assert_max_traces(condense_lib.outer_step_function(module, config), n=1))
+    step = jax.jit(chex.assert_max_traces(condense_lib.outer_iteration_function(module, config), n=1))
     state = condense_lib.init_state(config, dataset)
     for _ in range(3):
         state, loss = step(state, dataset)
     assert int(state.iteration) == 3 and np.isfinite(float(loss))
-    production = condense_lib.make_outer_step(module, config)
+    production = condense_lib.make_outer_iteration(module, config)
     for _ in range(2):
         state, _ = production(state, dataset)
     assert production._cache_size() == 1
@@ -222,7 +222,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_resumed_run_is_bit_identic
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real_make = condense_lib.make_outer_step
+    real_make = condense_lib.make_outer_iteration
 
     def poisoned_make(module, config, layout=None):
         step = real_make(module, config, layout)
@@ -234,7 +234,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
             return state, loss
         return poisoned
 
-    monkeypatch.setattr(condense_lib, "make_outer_step", poisoned_make)
+    monkeypatch.setattr(condense_lib, "make_outer_iteration", poisoned_make)
     workdir = tmp_path / "nan"
     with pytest.raises(DcjaxError, match=r"matching loss became nan at iteration 3; the last good checkpoint "
                                          r"\(iteration 2\) is kept in .*; lower config.lr_img and resume"):

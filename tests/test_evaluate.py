@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dcjax import baselines, data
-from dcjax.condense import warn_if_degenerate
+from dcjax.condensation import warn_if_degenerate
 from dcjax.evaluate import EvalRecipe, _train_and_test_all, evaluate
 from dcjax.nets import get_model
 from dcjax.support.pictures import image_grid

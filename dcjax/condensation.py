@@ -84,12 +84,12 @@ def class_major_labels(num_classes: int, ipc: int) -> jax.Array:
 OuterStep = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax.Array]]
 
 
-def make_outer_step(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
+def make_outer_iteration(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
     """The jit-compiled outer iteration: (state, dataset) -> (next state, mean matching loss)."""
-    return compilation.jit(outer_step_function(module, config, layout))
+    return compilation.jit(outer_iteration_function(module, config, layout))
 
 
-def outer_step_function(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
+def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
     """The outer iteration as a pure function of (state, dataset), before `jax.jit`.
 
     With a `layout` (several devices), the state's images are padded and sharded by class
@@ -253,7 +253,7 @@ def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn
                     + (f", {layout.padded_classes - layout.num_classes} padding class(es)"
                        if layout.padded_classes > layout.num_classes else ""))
 
-    outer_step = make_outer_step(module, config, layout)
+    outer_step = make_outer_iteration(module, config, layout)
     num_iterations = int(config.num_iterations)
     progress = log.progress(start=int(state.iteration), total=num_iterations)
 
