@@ -9,6 +9,7 @@ _GRID = flags.DEFINE_string("grid", None, "Where to write the PNG grid (default:
 def main(argv):
     if len(argv) != 2:
         raise app.UsageError("usage: python bin/show.py <workdir> [--grid=path.png]")
+    _common.quiet_logging()   # Orbax logs every step of loading the set at INFO
     from dcjax.support.workdir_summary import describe_run
     for line in _common.run_guarded(lambda: describe_run(argv[1], _GRID.value)):
         print(line)

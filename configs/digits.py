@@ -10,7 +10,9 @@ measured figures and time).
 ConvNet depth 2, not 3: on 8x8 inputs a depth-3 ConvNet instance-normalises 2x2 feature maps in
 its last block (4 values per channel), which makes the per-class gradients nearly orthogonal. Measured
 here with depth 3: matching loss stuck at ~370 of a possible ~394 and 15.5% test accuracy, below
-random real images (65.3%); depth 2 and depth 1 reached 88.6% and 90.7% at K=100.
+random real images (65.3%); depth 2 and depth 1 reached 88.6% and 90.7% at K=100. Depth 2 is also
+what an unset depth resolves to for 8x8 images (`dcjax.nets.convnet.default_depth`); it is kept
+explicit here because the figures above were measured with it.
 """
 from configs import common
 

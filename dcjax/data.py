@@ -16,6 +16,7 @@ Sources (`source`, the config field `data_source`):
 """
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
 import os
@@ -28,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcjax.errors import DataError
+from dcjax.errors import ConfigError, DataError
 
 # Per-channel (mean, std) in [0, 1] pixel units, from the reference code; other datasets use
 # statistics of their own training split.
@@ -194,21 +195,54 @@ def sample_class_indices(key: jax.Array, class_index: jax.Array, class_counts: j
     return jnp.take_along_axis(class_index, slots, axis=1)
 
 
-@functools.partial(jax.jit, static_argnames="n")
 def sample_real(key: jax.Array, dataset: Dataset, n: int) -> jax.Array:
-    """(num_classes, n, H, W, C) real training images, n distinct ones per class (jittable)."""
+    """(num_classes, n, H, W, C) real training images, n distinct ones per class (jittable).
+
+    Raises SampleSizeError unless 1 <= n <= the smallest class's training count; inside a trace the
+    class counts are not known, only the largest class's, so callers check their config values
+    beforehand with `check_batch_size`.
+    """
+    _check_sample_size(dataset, n, "sample_real's n", "call it with n")
+    return _sample_real(key, dataset, n)
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _sample_real(key: jax.Array, dataset: Dataset, n: int) -> jax.Array:
     return dataset.x_train[sample_class_indices(key, dataset.class_index, dataset.class_counts, n)]
 
 
+class SampleSizeError(ConfigError, DataError):
+    """A per-class sample size (a config value) outside 1..the smallest class's training count.
+
+    Both a ConfigError (the value to change is in the config) and a DataError (the limit comes from
+    the data), so that callers catching either kind see it.
+    """
+
+
 def check_batch_size(dataset: Dataset, n: int, field: str = "batch_real") -> None:
-    """Raise DataError unless 1 <= n <= the smallest class's training count (sampling is without
-    replacement, which `sample_class_indices` does not check inside jit)."""
+    """Raise SampleSizeError unless 1 <= n <= the smallest class's training count (sampling is
+    without replacement, which `sample_class_indices` does not check inside jit). `field` is the
+    config field n comes from (batch_real, bn_batch_per_class, ipc), named in the message."""
+    _check_sample_size(dataset, n, f"config.{field}", f"set config.{field}")
+
+
+def _check_sample_size(dataset: Dataset, n: int, name: str, fix: str) -> None:
+    """The check behind `check_batch_size` and `sample_real`; `name` is what n is called and `fix`
+    starts the advice, e.g. ("config.ipc", "set config.ipc")."""
+    if n < 1:
+        raise SampleSizeError(f"{name} must be >= 1, got {n}")
+    if isinstance(dataset.class_counts, jax.core.Tracer):  # in a trace: only the largest count is static
+        largest = dataset.class_index.shape[1]
+        if n > largest:
+            raise SampleSizeError(f"{name}={n} but no {dataset.name} class has more than {largest} training "
+                                  f"images; {fix} between 1 and the smallest class's count")
+        return
     counts = np.asarray(dataset.class_counts)
     smallest = int(counts.argmin())
-    if not 1 <= n <= counts[smallest]:
-        raise DataError(f"config.{field}={n} but {dataset.name} class {smallest} "
-                        f"({dataset.class_names[smallest]}) has only {counts[smallest]} training "
-                        f"images; set config.{field} between 1 and {counts[smallest]}")
+    if n > counts[smallest]:
+        raise SampleSizeError(f"{name}={n} but {dataset.name} class {smallest} ({dataset.class_names[smallest]}) "
+                              f"has only {counts[smallest]} training images to draw {n} distinct ones from; "
+                              f"{fix} between 1 and {counts[smallest]}")
 
 
 def denormalise(images: Any, mean: Sequence[float], std: Sequence[float]) -> jax.Array:
@@ -290,8 +324,7 @@ def _load_npz(name: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in _NPZ_KEYS if k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"cannot read {path} as a plain .npz ({reason}); re-save it with "
+        raise DataError(f"cannot read {path} as a plain .npz ({_first_line(e)}); re-save it with "
                         f"numpy.savez of numeric arrays {', '.join(_NPZ_KEYS)}") from e
     missing = [k for k in _NPZ_KEYS if k not in arrays]
     if missing:
@@ -348,7 +381,12 @@ def _load_idx(name: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
 
 
 def _load_tfds(name: str, data_dir: str | None) -> tuple[tuple[np.ndarray, ...], tuple[str, ...] | None]:
-    """Read train/test of a prepared tensorflow-datasets copy via random access (no TensorFlow)."""
+    """Read train/test of a prepared tensorflow-datasets copy via random access (no TensorFlow).
+
+    Any failure becomes a DataError: "not prepared" (with the command that prepares it) only when
+    tensorflow-datasets finds no copy; otherwise the real exception's type and first line, the
+    path and a fix (permissions, another version, a damaged copy).
+    """
     if name not in TFDS_NAMES:
         raise DataError(f"dataset {name!r} is not in tensorflow-datasets here (known: "
                         f"{tuple(TFDS_NAMES)}); set config.data_dir to {name}.npz instead")
@@ -356,34 +394,91 @@ def _load_tfds(name: str, data_dir: str | None) -> tuple[tuple[np.ndarray, ...],
     tfds_name = TFDS_NAMES[name]
     try:
         sources = tfds.data_source(tfds_name, split=["train", "test"], data_dir=data_dir, download=False)
-    except Exception as e:  # tfds raises many types; all mean "not readable here"
-        prepared = False
-        try:
-            prepared = tfds.builder(tfds_name, data_dir=data_dir).is_prepared()
-        except Exception:  # noqa: BLE001 - only refines the message
-            pass
-        where = data_dir or "the default tensorflow-datasets directory"
-        hint = (f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{tfds_name}', "
-                f"file_format='array_record').download_and_prepare()\" (needs tensorflow)")
-        if prepared:
-            raise DataError(f"{tfds_name} in {where} cannot be read by random access "
-                            f"({type(e).__name__}); re-prepare it with {hint}, or set "
-                            f"config.data_dir=/path/to/{name}.npz") from e
-        raise DataError(f"{tfds_name} is not prepared in {where} and dcjax never downloads; run {hint} "
-                        f"on a machine with internet and set config.data_dir to its directory, or set "
-                        f"config.data_dir=/path/to/{name}.npz") from e
-    arrays = []
-    for source in sources:
-        n = len(source)
-        first = np.asarray(source[0]["image"]) if n else np.zeros((0, 0, 0), np.uint8)
-        images, labels = np.empty((n,) + first.shape, np.uint8), np.empty(n, np.int64)
-        for i in range(n):  # per item: as fast as __getitems__ here (PNG decoding dominates)
-            example = source[i]
-            images[i], labels[i] = example["image"], example["label"]
-        arrays += [images, labels]
+        arrays = [array for source in sources for array in _read_tfds_split(source)]
+    except Exception as e:  # noqa: BLE001 - tfds raises many types; _tfds_error says which and why
+        raise _tfds_error(tfds, name, data_dir, e) from e
     info = getattr(sources[0], "dataset_info", None)
     try:
         names = tuple(info.features["label"].names)
     except (AttributeError, KeyError, TypeError):
         names = None
     return tuple(arrays), names
+
+
+def _read_tfds_split(source: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, int64 labels) of one random-access tfds split."""
+    n = len(source)
+    first = np.asarray(source[0]["image"]) if n else np.zeros((0, 0, 0), np.uint8)
+    images, labels = np.empty((n,) + first.shape, np.uint8), np.empty(n, np.int64)
+    for i in range(n):  # per item: as fast as __getitems__ here (PNG decoding dominates)
+        example = source[i]
+        images[i], labels[i] = example["image"], example["label"]
+    return images, labels
+
+
+def _tfds_error(tfds: Any, name: str, data_dir: str | None, error: Exception) -> DataError:
+    """The DataError for a failed tensorflow-datasets read of `name`, naming its real cause."""
+    tfds_name = TFDS_NAMES[name]
+    root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    prepare = (f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{tfds_name}', "
+               f"file_format='array_record').download_and_prepare()\" (needs tensorflow)")
+    or_npz = f"or set config.data_dir=/path/to/{name}.npz"
+    builder = _tfds_builder(tfds, tfds_name, data_dir)
+    path = getattr(builder, "data_dir", None) or os.path.join(root, tfds_name)
+    reason = _first_line(error)
+    if _is_permission_error(error):
+        return DataError(f"cannot read {tfds_name} at {path}: {reason}; give this user read access to "
+                         f"{root} (chmod/chown) {or_npz}")
+    versions = _tfds_versions(root, tfds_name)
+    wanted = str(getattr(builder, "version", ""))
+    if builder is not None and not _is_prepared(builder) and wanted not in versions:
+        if not versions:
+            return DataError(f"{tfds_name} is not prepared in {root} and dcjax never downloads; run {prepare} "
+                             f"on a machine with internet and set config.data_dir to its directory, {or_npz}")
+        return DataError(f"{tfds_name} in {root} is prepared at version(s) {', '.join(versions)} but this "
+                         f"tensorflow-datasets {tfds.__version__} reads version {wanted} ({reason}); re-prepare "
+                         f"it with {prepare}, install the tensorflow-datasets that prepared it, {or_npz}")
+    return DataError(f"cannot read {tfds_name} at {path}: {reason}; if the copy is damaged or not in "
+                     f"array_record format re-prepare it with {prepare}, {or_npz}")
+
+
+def _tfds_builder(tfds: Any, tfds_name: str, data_dir: str | None) -> Any | None:
+    """The dataset's tfds builder, or None when even that fails (the original error is reported)."""
+    try:
+        return tfds.builder(tfds_name, data_dir=data_dir)
+    except Exception:  # noqa: BLE001 - only refines the message
+        return None
+
+
+def _is_prepared(builder: Any) -> bool:
+    try:
+        return bool(builder.is_prepared())
+    except Exception:  # noqa: BLE001 - cannot tell: report the original error, not "not prepared"
+        return True
+
+
+def _tfds_versions(root: str, tfds_name: str) -> list[str]:
+    """Version directories (e.g. '3.0.1') of a tfds dataset under `root`, sorted."""
+    try:
+        entries = os.listdir(os.path.join(root, tfds_name))
+    except OSError:
+        return []
+    return sorted(e for e in entries if e[:1].isdigit() and os.path.isdir(os.path.join(root, tfds_name, e)))
+
+
+def _is_permission_error(error: BaseException) -> bool:
+    """Whether `error`, or an exception it was raised from, is an access denial."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, PermissionError) or getattr(error, "errno", None) in (errno.EACCES, errno.EPERM) \
+                or type(error).__name__ == "PermissionDeniedError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    """'ExceptionType: first line of its message' (one line, for a DataError)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

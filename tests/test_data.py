@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dcjax import data
-from dcjax.errors import DataError
+from dcjax.errors import ConfigError, DataError
 
 COUNTS = (5, 2, 9)  # unbalanced on purpose
 
@@ -153,6 +153,20 @@ def test_check_batch_size(tmp_path):
     data.check_batch_size(ds, 2)
     with pytest.raises(DataError, match=r"config\.bn_batch_per_class=3 .*class 1 .*only 2"):
         data.check_batch_size(ds, 3, field="bn_batch_per_class")
+    with pytest.raises(ConfigError) as e:   # init='real' draws ipc distinct images per class
+        data.check_batch_size(ds, 3, field="ipc")
+    assert one_line(e) == ("config.ipc=3 but toy class 1 (1) has only 2 training images to draw 3 distinct "
+                           "ones from; set config.ipc between 1 and 2")
+    with pytest.raises(ConfigError, match=r"^config\.ipc must be >= 1, got 0$"):
+        data.check_batch_size(ds, 0, field="ipc")
+
+
+def test_sample_real_rejects_more_than_the_smallest_class(tmp_path):
+    ds = data.load("toy", data_dir=write_npz(tmp_path / "toy.npz", fake_arrays()))
+    with pytest.raises(ConfigError, match=r"n=3 but toy class 1 \(1\) has only 2 training images"):
+        data.sample_real(jax.random.key(0), ds, 3)
+    with pytest.raises(ConfigError, match=r"n=10 but no toy class has more than 9 training images"):
+        jax.jit(data.sample_real, static_argnums=2)(jax.random.key(0), ds, 10)   # traced counts
 
 
 # ----------------------------------------------------------------------------- errors
@@ -247,6 +261,58 @@ def test_tfds_not_prepared_never_downloads(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DataError, match="not prepared"):  # auto with a directory lacking npz/IDX
         data.load("cifar10", data_dir=str(tmp_path))
+
+
+@pytest.fixture
+def tfds_raising(monkeypatch):
+    """Make tfds.data_source raise a given exception (no network, no data): returns a setter."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def make_raise(error, prepared=None):
+        def data_source(*args, **kwargs):
+            raise error
+        monkeypatch.setattr(tfds, "data_source", data_source)
+        if prepared is not None:   # a builder that says whether a copy exists, and where
+            builder = type("Builder", (), {"data_dir": "/data/mnist/3.0.1", "version": "3.0.1",
+                                           "is_prepared": lambda self: prepared})
+            monkeypatch.setattr(tfds, "builder", lambda *args, **kwargs: builder())
+    return make_raise
+
+
+def test_tfds_permission_error_is_not_reported_as_not_prepared(tmp_path, tfds_raising):
+    tfds_raising(PermissionError(13, "Permission denied", str(tmp_path / "mnist" / "3.0.1")))
+    with pytest.raises(DataError) as e:
+        data.load("mnist", data_dir=str(tmp_path), source="tfds")
+    message = one_line(e)
+    assert "not prepared" not in message
+    assert "PermissionError: [Errno 13] Permission denied" in message and str(tmp_path) in message
+    assert "read access" in message and "mnist.npz" in message
+
+
+def test_tfds_version_mismatch_names_the_versions(tmp_path, tfds_raising):
+    (tmp_path / "mnist" / "1.0.0").mkdir(parents=True)   # prepared by another tensorflow-datasets
+    tfds_raising(AssertionError("Dataset mnist cannot be loaded at version 3.0.1, only: 1.0.0"))
+    with pytest.raises(DataError) as e:
+        data.load("mnist", data_dir=str(tmp_path), source="tfds")
+    message = one_line(e)
+    assert "not prepared" not in message and "prepared at version(s) 1.0.0" in message
+    assert "AssertionError: Dataset mnist cannot be loaded" in message and "download_and_prepare" in message
+
+
+def test_tfds_damaged_copy_names_the_real_error(tmp_path, tfds_raising):
+    tfds_raising(ValueError("Dataset info file format is not set!\nmore detail"), prepared=True)
+    with pytest.raises(DataError) as e:
+        data.load("mnist", data_dir=str(tmp_path), source="tfds")
+    message = one_line(e)
+    assert "not prepared" not in message and "/data/mnist/3.0.1" in message
+    assert "ValueError: Dataset info file format is not set!" in message and "more detail" not in message
+    assert "re-prepare" in message
+
+
+def test_tfds_missing_copy_keeps_the_prepare_hint(tmp_path, tfds_raising):
+    tfds_raising(FileNotFoundError("no dataset_info.json"), prepared=False)
+    with pytest.raises(DataError, match="mnist is not prepared in .*download_and_prepare"):
+        data.load("mnist", data_dir=str(tmp_path), source="tfds")
 
 
 def test_tfds_mock_data(tmp_path):

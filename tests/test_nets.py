@@ -206,3 +206,56 @@ def test_resnet_convolutions_have_no_bias():
     paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(variables["params"])]
     assert not [p for p in paths if "Conv" in p and "bias" in p]
     assert any("Dense" in p and "bias" in p for p in paths)
+
+
+# ----------------------------------------------------------------------------- input shapes
+
+def classifier_fan_in(module, shape):
+    """Inputs of the first dense layer: the flattened convolutional features (shapes only)."""
+    x = jax.ShapeDtypeStruct((1,) + shape, jnp.float32)
+    params = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)["params"]
+    return params["Dense_0"]["kernel"].shape[0]
+
+
+@pytest.mark.parametrize("name,features", [("ConvNet", 2048), ("LeNet", 400), ("AlexNet", 3072), ("VGG11", 512)])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (28, 28, 3), (32, 32, 1), (32, 32, 3)])
+def test_first_layer_padding_follows_the_image_size_not_the_channels(name, features, shape):
+    """28x28 inputs are padded up to 32x32 whatever their channels (resized MNIST, grey CIFAR), so
+    the classifier reads the reference's feature count for every 28x28 or 32x32 input."""
+    assert classifier_fan_in(get_model(name, 10), shape) == features
+
+
+@pytest.mark.parametrize("shape,depth", [((8, 8, 1), 2), ((16, 16, 3), 3), ((12, 12, 1), 2), ((6, 6, 1), 1),
+                                         ((28, 28, 1), 3), ((32, 32, 3), 3), ((64, 64, 3), 3)])
+def test_unset_convnet_depth_keeps_the_last_normalised_map_at_least_4x4(shape, depth):
+    module = get_model("ConvNet", 10)
+    assert module.depth is None and module.depth_for(shape) == depth
+    assert get_model("ConvNet", 10, shape).depth == depth
+    assert get_model("ConvNetD1", 10, shape).depth == 1   # an explicit depth is kept
+    x = jax.ShapeDtypeStruct((1,) + shape, jnp.float32)
+    variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+    assert len([k for k in variables["params"] if k.startswith("Conv_")]) == depth
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (32, 32, 3, 1), (32, 0, 3), (-28, 28, 1), (32.0, 32, 3),
+                                   (True, 32, 3), "32x32x3", 32])
+def test_bad_input_shapes_are_config_errors(shape):
+    with pytest.raises(ConfigError, match=r"input_shape must be three positive ints .*e\.g\. \(32, 32, 3\)"):
+        get_model("ConvNet", 10, shape)
+
+
+@pytest.mark.parametrize("name,shape", [("VGG11", (8, 8, 1)), ("ResNet18", (8, 8, 3)), ("ConvNetD4", (8, 8, 1)),
+                                        ("LeNet", (8, 8, 1)), ("AlexNet", (4, 4, 3)), ("ConvNet", (1, 1, 1)),
+                                        ("VGG11", (3, 32, 32))])
+def test_images_too_small_for_the_network_are_config_errors(name, shape):
+    with pytest.raises(ConfigError, match=rf"model '{name}' cannot take .* images .*needs a feature map of at least"):
+        get_model(name, 10, shape)
+
+
+@pytest.mark.parametrize("name,shape", [("ResNet18BN_AP", (8, 8, 1)), ("AlexNet", (8, 8, 3)), ("MLP", (1, 1, 1)),
+                                        ("ConvNetNP", (2, 2, 1)), ("ResNet18", (28, 28, 1)), ("VGG11", (28, 28, 3))])
+def test_images_just_big_enough_build(name, shape):
+    module = get_model(name, 10, np.array(shape))   # numpy ints are fine
+    x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
+    variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+    assert jax.eval_shape(module.apply, variables, x).shape == (2, 10)

@@ -7,15 +7,18 @@ name is shorthand for a family and overrides of its fields; explicit keyword ove
 """
 from __future__ import annotations
 
+import numbers
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from dcjax.errors import ConfigError
 from dcjax.nets.alexnet import ALEXNET_NORMS, AlexNet
 from dcjax.nets.convnet import ConvNet
-from dcjax.nets.layers import ACTIVATIONS, CONV_IMPLS, NORMS, POOLINGS
+from dcjax.nets.layers import ACTIVATIONS, CONV_IMPLS, NORMS, POOLINGS, InputTooSmall
 from dcjax.nets.lenet import LENET_NORMS, LeNet
 from dcjax.nets.mlp import MLP
 from dcjax.nets.resnet import RESNET_NORMS, ResNet18
@@ -69,9 +72,38 @@ def _parse_name(name: str) -> tuple[str, dict[str, Any]]:
                       f"{', '.join(s for s in _CONVNET_SUFFIXES if s)}")
 
 
-def get_model(name: str, num_classes: int, input_shape: tuple[int, ...] | None = None,
+def _checked_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    """input_shape as (H, W, C) positive ints, or a ConfigError saying what is wrong with it."""
+    try:
+        dims = () if isinstance(input_shape, str) else tuple(input_shape)
+    except TypeError:   # not iterable
+        dims = ()
+    if len(dims) != 3 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                                 for s in dims):
+        raise ConfigError(f"input_shape must be three positive ints (height, width, channels), got "
+                          f"{input_shape!r}; pass one image's shape without the batch axis, e.g. (32, 32, 3)")
+    return tuple(int(s) for s in dims)
+
+
+def _check_fits(module: nn.Module, name: str, shape: tuple[int, int, int]) -> None:
+    """ConfigError unless `module` can take (H, W, C) images: traces its init on shapes only
+    (jax.eval_shape, no computation), where every convolution and pooling checks its input map."""
+    try:
+        jax.eval_shape(lambda x: module.init(jax.random.key(0), x), jax.ShapeDtypeStruct((1,) + shape, jnp.float32))
+    except InputTooSmall as e:
+        raise ConfigError(f"model {name!r} cannot take {shape[0]}x{shape[1]}x{shape[2]} images (H, W, C): {e}; "
+                          f"use larger images or a network with fewer poolings (e.g. a smaller ConvNet depth, "
+                          f"or MLP)") from e
+
+
+def get_model(name: str, num_classes: int, input_shape: Sequence[int] | None = None,
               **overrides: Any) -> nn.Module:
-    """Build a Flax Linen module by name; `overrides` set family fields (width, depth, norm, ...)."""
+    """Build a Flax Linen module by name; `overrides` set family fields (width, depth, norm, ...).
+
+    With `input_shape` (H, W, C of one image) the shape is validated, the network is checked to fit
+    it (a ConfigError, not a failure inside Flax, when the image is too small for its poolings), and
+    a ConvNet's unset depth is resolved for it (`dcjax.nets.convnet.default_depth`).
+    """
     family, fields = _parse_name(name)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     module_cls = FAMILIES[family]
@@ -84,9 +116,13 @@ def get_model(name: str, num_classes: int, input_shape: tuple[int, ...] | None =
             raise ConfigError(f"model field {field}={fields[field]!r} is not one of {allowed}")
     if "depth" in fields and not 1 <= int(fields["depth"]) <= 4:
         raise ConfigError(f"ConvNet depth must be 1..4, got {fields['depth']}")
-    if input_shape is not None and len(input_shape) != 3:
-        raise ConfigError(f"input_shape must be (height, width, channels), got {input_shape}")
-    return module_cls(num_classes=num_classes, **fields)
+    module = module_cls(num_classes=num_classes, **fields)
+    if input_shape is not None:
+        shape = _checked_input_shape(input_shape)
+        if isinstance(module, ConvNet):
+            module = module.clone(depth=module.depth_for(shape))
+        _check_fits(module, name, shape)
+    return module
 
 
 def uses_batch_norm(module: nn.Module) -> bool:
@@ -123,5 +159,11 @@ def instance_norm_twin(module: nn.Module) -> nn.Module:
     return module.clone(**_TWIN_FIELDS.get(type(module), {"norm": "instance"}))
 
 
-__all__ = ["get_model", "uses_batch_norm", "instance_norm_twin", "ConvNet", "MLP", "LeNet", "AlexNet", "VGG11",
+def describe_module(module: nn.Module) -> dict[str, Any]:
+    """The network's family and fields, JSON-ready: how sets, summaries and reports record a network."""
+    fields = {k: getattr(module, k) for k in module.__dataclass_fields__ if k not in ("parent", "name")}
+    return {"family": type(module).__name__, **fields}
+
+
+__all__ = ["get_model", "describe_module", "uses_batch_norm", "instance_norm_twin", "ConvNet", "MLP", "LeNet", "AlexNet", "VGG11",
            "ResNet18", "FAMILIES"]

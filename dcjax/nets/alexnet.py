@@ -4,7 +4,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from dcjax.nets.layers import Conv, Dense, norm_layer, pool
+from dcjax.nets.layers import Conv, Dense, first_layer_padding, norm_layer, pool
 
 # "none" is the reference's AlexNet, "batch" its AlexNetBN (BatchNorm2d after every convolution);
 # "instance" (GroupNorm with one group per channel in the same places) completes the pair.
@@ -18,9 +18,10 @@ _CONVS = ((128, 5, None, True), (192, 5, 2, True), (256, 3, 1, False), (192, 3, 
 class AlexNet(nn.Module):
     """Five convolutions (128, 192, 256, 192, 192) with ReLU and three 2x2 max-pools, then one dense layer.
 
-    The first 5x5 convolution pads by 4 for single-channel inputs and by 2 otherwise
-    (networks.py AlexNet: `padding=4 if channel==1 else 2`): 28x28x1 becomes 32x32, so both 28x28x1 and
-    32x32x3 inputs end with 192x4x4 = 3072 features (`nn.Linear(192 * 4 * 4, num_classes)`).
+    The first 5x5 convolution pads 28x28 inputs by 4 and others by 2 (networks.py AlexNet:
+    `padding=4 if channel==1 else 2`, decided here by size: see `first_layer_padding`): 28x28
+    becomes 32x32, so 28x28 and 32x32 inputs of any channel count end with 192x4x4 = 3072 features
+    (`nn.Linear(192 * 4 * 4, num_classes)`).
     `features_only` returns them (the reference's `embed`).
     """
     num_classes: int
@@ -31,7 +32,7 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, features_only: bool = False) -> jax.Array:
-        first_padding = 4 if x.shape[-1] == 1 else 2
+        first_padding = first_layer_padding(x.shape[-3:], 2)
         for features, kernel, padding, max_pool in _CONVS:
             x = Conv(features, kernel, padding=first_padding if padding is None else padding)(x)
             x = nn.relu(norm_layer(self.norm, train)(x))

@@ -25,7 +25,46 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dcjax.errors import ConfigError
+
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+class InputTooSmall(ConfigError):
+    """A layer's input feature map is smaller than its window (the image is too small for the network)."""
+
+
+def _check_map_size(x: jax.Array, window: int, what: str) -> None:
+    """Raise InputTooSmall unless x's (H, W) map is at least window x window (checked at trace time).
+
+    Without this, XLA silently returns an empty map and the classifier reads zero features.
+    """
+    height, width = x.shape[-3], x.shape[-2]
+    if min(height, width) < window:
+        raise InputTooSmall(f"{what} needs a feature map of at least {window}x{window}, got {height}x{width}")
+
+
+# The reference pads the first convolution of 28x28 (MNIST-sized) inputs by 2 more pixels per side
+# than that of 32x32 ones, so that a 28x28 image flows through every network as a 32x32 one: ConvNet
+# and VGG11 pad by 3 instead of 1, LeNet by 2 instead of 0, AlexNet by 4 instead of 2 (networks.py).
+_MNIST_SIZE = (28, 28)
+_MNIST_EXTRA_PADDING = 2
+
+
+def first_layer_padding(image_shape: tuple[int, ...], padding: int) -> int:
+    """Padding of a network's first convolution: `padding`, plus 2 for 28x28 inputs.
+
+    Decided by the image size, not by the channel count as the reference's code writes it
+    (`padding=3 if channel == 1 else 1`): every 1-channel dataset of the reference is 28x28 and
+    every other one 32x32 or larger, so both rules build the same networks there, and the
+    reference's own shape bookkeeping is by size (ConvNet treats `im_size == 28` as 32x32; its
+    LeNet, AlexNet and VGG11 classifier widths are those of a 32x32 map). The channel rule breaks
+    on other inputs (28x28x3 resized MNIST, 32x32x1 grey CIFAR give other map sizes than the
+    classifier expects); the size rule gives 28x28x1, 28x28x3, 32x32x1 and 32x32x3 inputs the same
+    32x32-equivalent feature maps in ConvNet, LeNet, AlexNet and VGG11. ResNet18 pads by 1 always.
+    """
+    extra = _MNIST_EXTRA_PADDING if tuple(image_shape[:2]) == _MNIST_SIZE else 0
+    return padding + extra
 
 
 def torch_uniform_init(fan_in: int) -> Callable:
@@ -114,6 +153,8 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        _check_map_size(x, self.kernel_size - 2 * self.padding,
+                        f"a {self.kernel_size}x{self.kernel_size} convolution with padding {self.padding}")
         fan_in = x.shape[-1] * self.kernel_size ** 2
         init = torch_uniform_init(fan_in)
         kernel = self.param("kernel", init, (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
@@ -168,12 +209,12 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
     return table[name]
 
 
-def pool(x: jax.Array, name: str) -> jax.Array:
-    """2x2 stride-2 average or max pooling, or none."""
+def pool(x: jax.Array, name: str, window: int = 2) -> jax.Array:
+    """window x window average or max pooling with stride window (2x2 by default), or none."""
     if name == "none":
         return x
-    if name == "avg":
-        return nn.avg_pool(x, (2, 2), strides=(2, 2))
-    if name == "max":
-        return nn.max_pool(x, (2, 2), strides=(2, 2))
-    raise ValueError(f"unknown pooling {name!r}; choose one of {POOLINGS}")
+    if name not in ("avg", "max"):
+        raise ValueError(f"unknown pooling {name!r}; choose one of {POOLINGS}")
+    _check_map_size(x, window, f"a {window}x{window} {name} pooling")
+    pooling = nn.avg_pool if name == "avg" else nn.max_pool
+    return pooling(x, (window, window), strides=(window, window))

@@ -75,7 +75,7 @@ class ResNet18(nn.Module):
             for block_stride in (stride, 1):
                 x = BasicBlock(features, block_stride, self.norm, self.avg_pool_downsample)(x, train)
         if not self.avg_pool_downsample:
-            x = nn.avg_pool(x, (4, 4), strides=(4, 4))
+            x = pool(x, "avg", window=4)
         x = x.reshape(x.shape[:-3] + (-1,))
         if features_only:
             return x

@@ -4,7 +4,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from dcjax.nets.layers import Conv, Dense, norm_layer, pool
+from dcjax.nets.layers import Conv, Dense, first_layer_padding, norm_layer, pool
 
 # networks.py VGG._make_layers: `GroupNorm(x, x)` ("instancenorm", VGG11) or BatchNorm2d (VGG11BN); no norm-free VGG.
 VGG_NORMS = ("instance", "batch")
@@ -16,9 +16,10 @@ VGG11_CFG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 class VGG11(nn.Module):
     """VGG-11: [conv3x3 -> norm -> relu] per width of VGG11_CFG, max-pools at "M", then one dense layer.
 
-    The first convolution pads by 3 for single-channel inputs (networks.py VGG._make_layers:
-    `padding=3 if self.channel==1 and ic==0 else 1`), turning 28x28 into 32x32, so after five pools
-    both 28x28x1 and 32x32x3 inputs leave 512x1x1 = 512 features for the Linear(512, classes)
+    The first convolution pads 28x28 inputs by 3 (networks.py VGG._make_layers:
+    `padding=3 if self.channel==1 and ic==0 else 1`, decided here by size: see
+    `first_layer_padding`), turning 28x28 into 32x32, so after five pools 28x28 and 32x32 inputs of
+    any channel count leave 512x1x1 = 512 features for the Linear(512, classes)
     classifier (`nn.Linear(512, num_classes)`). The reference's final AvgPool2d(1, 1) is the
     identity and is left out. `features_only` returns the 512 features (the reference's `embed`).
     """
@@ -30,7 +31,7 @@ class VGG11(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, features_only: bool = False) -> jax.Array:
-        padding = 3 if x.shape[-1] == 1 else 1
+        padding = first_layer_padding(x.shape[-3:], 1)
         for item in VGG11_CFG:
             if item == "M":
                 x = pool(x, "max")

@@ -38,11 +38,12 @@ def describe_run(workdir: str, grid_path: str | None = None) -> list[str]:
         return lines
     synset = load_synthetic(workdir)
     meta = synset.metadata
-    num_classes = len(meta.get("class_names", [])) or int(np.max(synset.labels)) + 1
+    class_names = meta.get("class_names") or None
+    num_classes = len(class_names) if class_names else int(np.max(synset.labels)) + 1
     lines.append(f"synthetic set: {len(synset.images)} images {tuple(synset.images.shape[1:])}, "
                  f"{meta.get('dataset')} ipc {meta.get('ipc')}, iteration {meta.get('iteration')}")
     grid_path = grid_path or os.path.join(workdir, "images", "final.png")
-    lines.append(f"grid: {save_grid(grid_path, synset.denormalised(), num_classes)}")
+    lines.append(f"grid: {save_grid(grid_path, synset.denormalised(), num_classes, class_names=class_names)}")
     plot = plot_history(os.path.join(workdir, METRICS_FILE), os.path.join(workdir, PLOT_FILE))
     if plot:
         lines.append(f"plot: {plot}")
