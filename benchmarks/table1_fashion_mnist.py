@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Paper Table 1 (coreset baselines vs dcjax) and Table 2 (cross-architecture) on Fashion-MNIST,
-under SPEC section 6's CPU protocol where it applies.
+under the CPU protocol (configs/cpu_protocol.py) where it applies.
 
-    python benchmarks/table1_fashion_mnist.py
+    python -m benchmarks.table1_fashion_mnist      (from the repository root)
 
 * Baselines at ipc 1 and 10: herding and k-center on the penultimate features of one network
   trained on all 60 000 training images, forgetting events counted while training such a network,
@@ -17,29 +16,30 @@ under SPEC section 6's CPU protocol where it applies.
   (K=200 each, batch_real 64, noise init), each evaluated with ConvNet, MLP and LeNet (5 x 300 epochs).
 
 Results go to benchmarks/results/table1_fashion_mnist.{json,md}, rewritten after every row; the
-ipc-10 evaluations run last (each ~13 min on 2 cores; the whole script ~1.5 h). `--resume` keeps
+ipc-10 evaluations run last (the slowest; each row's seconds are in the results). `--resume` keeps
 the rows and sets already there and computes only what is missing.
 """
 import datetime
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-import dcjax  # noqa: E402
-from configs import cpu_protocol  # noqa: E402
-from dcjax import baselines, data, evaluation_report  # noqa: E402
-from dcjax.synthetic_set import save_synthetic  # noqa: E402
-from dcjax.configuration import root_keys  # noqa: E402
-from dcjax.evaluate import EvalRecipe  # noqa: E402
+import dcjax
+from benchmarks.provenance import REPO_ROOT as ROOT
+from benchmarks.provenance import describe, markdown_line, provenance
+from configs import cpu_protocol
+from dcjax import baselines, data, evaluation_report
+from dcjax.configuration import root_keys
+from dcjax.evaluate import EvalRecipe
+from dcjax.nets import describe_module
+from dcjax.synthetic_set import save_synthetic
 
 _RUNS = flags.DEFINE_string("runs", os.path.join(ROOT, "runs"), "Where sets and condensation workdirs go.")
 _OUT = flags.DEFINE_string("out", os.path.join(ROOT, "benchmarks", "results"), "Where results are written.")
+_DATA_DIR = flags.DEFINE_string("data_dir", os.path.join(ROOT, "..", "shared", "data", "fashion_mnist.npz"),
+                                "The offline Fashion-MNIST (.npz or IDX directory); empty: tensorflow-datasets.")
 _RESUME = flags.DEFINE_bool("resume", False, "Keep the rows of an earlier results file and the sets saved "
                             "under --runs; compute only the missing ones.")
 _FEATURE = {"model": "ConvNet", "width": 32, "epochs": 5}
@@ -48,16 +48,6 @@ RECIPE = EvalRecipe(epochs=300)
 NUM_MODELS = 5
 NAME = "table1_fashion_mnist"
 METHODS = ("herding", "k_center", "forgetting", "forgetting_never_learnt_first")
-
-
-def machine() -> dict:
-    import platform
-    import subprocess
-    import jax
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
-            "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                     text=True).stdout.strip()}
 
 
 class Results:
@@ -69,9 +59,9 @@ class Results:
             with open(path) as f:
                 self.data = json.load(f)
             self.data.setdefault("resumed", []).append({"date": datetime.date.today().isoformat(),
-                                                        "machine": machine()})
+                                                        "provenance": provenance()})
             return
-        self.data = {"command": "python benchmarks/table1_fashion_mnist.py", "machine": machine(),
+        self.data = {"command": "python -m benchmarks.table1_fashion_mnist", "provenance": provenance(),
                      "date": datetime.date.today().isoformat(), "feature_network": _FEATURE,
                      "recipe": {"model": "ConvNet-128 instance norm", "num_models": NUM_MODELS, "epochs": 300,
                                 "augmentation": "none", "keys": "root_keys(0)['eval']"},
@@ -108,7 +98,7 @@ def make_baselines(dataset, results: Results) -> dict:
         module, variables = baselines.feature_network(dataset, key, _FEATURE["model"], _FEATURE["epochs"],
                                                       width=_FEATURE["width"])
         features = baselines.embed_dataset(module, variables, dataset.x_train)
-        provenance = {"network": baselines.describe_module(module), "epochs": _FEATURE["epochs"],
+        provenance = {"network": describe_module(module), "epochs": _FEATURE["epochs"],
                       "train_accuracy": baselines.train_accuracy(module, variables, dataset)}
         feature_seconds = time.time() - start
         for ipc in (1, 10):
@@ -139,11 +129,12 @@ def condense_with(model: str) -> str:
     if model == "ConvNet":
         return os.path.join(_RUNS.value, "fmnist_cpu_ipc1")   # the CPU-protocol set
     config = cpu_protocol.get_config("1")
+    config.data_dir = _DATA_DIR.value or None
     config.model = model
-    config.eval.num_models = 0
     workdir = os.path.join(_RUNS.value, "table1", f"condense_{model}_ipc1")
-    summary = dcjax.run(config, workdir)
-    print(f"condensed with {model}: {summary['condense_seconds']:.0f} s", flush=True)
+    start = time.time()
+    dcjax.condense(config, workdir)
+    print(f"condensed with {model}: {time.time() - start:.0f} s", flush=True)
     return workdir
 
 
@@ -159,7 +150,7 @@ def main(argv):
             results.data["table1"].append({"method": method, "ipc": row["ipc"], "mean": row[method]["mean"],
                                            "std": row[method]["std"], "seconds": row[method]["seconds"],
                                            "source": "cpu_protocol_fashion_mnist.json"})
-    dataset = data.load("fashion_mnist", cpu_protocol.get_config("1").data_dir, "auto")
+    dataset = data.load("fashion_mnist", _DATA_DIR.value or None, "auto")
     sets = make_baselines(dataset, results)
 
     def table1_row(method, ipc):
@@ -201,15 +192,17 @@ PAPER = {("random", 1): "51.4 +- 3.8", ("random", 10): "73.8 +- 0.7", ("herding"
 
 def markdown(d: dict) -> str:
     lines = ["# Fashion-MNIST: coreset baselines and cross-architecture (paper Tables 1 and 2), CPU budget", "",
-             f"Command: `{d['command']}`  ", f"Machine: {d['machine']}  ", f"Date: {d['date']}", ""]
+             f"Command: `{d['command']}`  ", markdown_line(d), f"Date: {d['date']}", ""]
     for resumed in d.get("resumed", []):
-        lines[-1:-1] = [f"Resumed with `{d['command']} --resume` on {resumed['date']} (commit "
-                        f"{resumed['machine']['commit']}): rows missing until then were computed then.  "]
+        where = (f"commit {resumed['machine']['commit']}" if "machine" in resumed
+                 else describe(resumed["provenance"]))
+        lines[-1:-1] = [f"Resumed with `{d['command']} --resume` on {resumed['date']} ({where}): rows missing "
+                        f"until then were computed then.  "]
     lines += [
              "Reduced budget, NOT the paper's setting. Evaluation (every figure): 5 fresh ConvNet-128 "
              "(instance norm) x 300 epochs (301 as the reference counts), no augmentation, the same network "
              "keys for every set; mean +- std over the 5 networks (the paper: 5 sets x 20 networks). "
-             "dcjax: CPU protocol of SPEC section 6 (ipc 1: K=200, ipc 10: K=10 outer iterations; paper "
+             "dcjax: the CPU protocol (ipc 1: K=200, ipc 10: K=10 outer iterations; paper "
              "K=1000). Herding / k-center: features of ConvNet width 32 trained 5 epochs on the whole "
              "training set; forgetting: events counted over 5 such epochs (CPU budget; the paper does not "
              "state its feature network), ranked by event count ('forgetting', dcjax's default) or with "

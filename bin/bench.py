@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --only=eval] [--out=...]
 
-Runs the suite of dcjax.bench_report (matching steps, inner updates, outer iterations,
+Runs the suite of benchmarks.bench_report (matching steps, inner updates, outer iterations,
 evaluation, CIFAR-100 memory, and the reference-style PyTorch step when torch is installed), one
 fresh process per case, and writes <out>/<name>.json and .md after every case. Run it on an
 otherwise idle machine: it is a benchmark, not a test.
@@ -11,7 +11,7 @@ import sys
 import _common  # noqa: F401  (puts the repository root on sys.path)
 from absl import app, flags
 
-from dcjax import bench_report
+from benchmarks import bench_report
 
 _OUT = flags.DEFINE_string("out", "benchmarks/results", "Directory for the JSON and Markdown tables.")
 _NAME = flags.DEFINE_string("name", None, "File name stem (default: bench_<backend>, or bench_quick).")

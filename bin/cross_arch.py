@@ -9,8 +9,8 @@ Condensation workdirs are <workdir>/condense_<A> (resumable); the matrix is writ
 """
 import sys
 
-from _common import run_guarded
-from absl import app, flags, logging
+from _common import quiet_logging, run_guarded
+from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Condensation config (model is set per row).")
@@ -21,8 +21,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the condensations
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    quiet_logging()
     from dcjax.cross_architecture import cross_architecture
     payload = run_guarded(lambda: cross_architecture(_CONFIG.value, _CONDENSE.value, _EVALUATE.value,
                                                      _WORKDIR.value, "python " + " ".join(sys.argv)))

@@ -4,21 +4,24 @@
     python bin/evaluate.py --set=runs/x [--set=runs/herding] --models=ConvNet,MLP,LeNet --num_models=20
 
 A set is a run's workdir, its synthetic/ directory, a baseline's directory or an exported .npz.
-Each set's results go next to it as evaluation.json and evaluation.md (or into --out). All sets use
-the same network keys (--seed), so their accuracies compare directly.
+Each set is trained with the recipe it records (a condensed set: its run's config.eval, e.g. 1000
+epochs with crop/scale/rotate for MNIST; a baseline: the paper's recipe for its dataset); the recipe
+flags change it. Each set's results go next to it as evaluation.json and evaluation.md (or into
+--out). All sets use the same network keys (--seed), so their accuracies compare directly.
 """
 import sys
 
-from _common import run_guarded
-from absl import app, flags, logging
+from _common import quiet_logging, run_guarded
+from absl import app, flags
 
 _SETS = flags.DEFINE_multi_string("set", None, "A saved set (repeat the flag for several).")
 _MODELS = flags.DEFINE_list("models", ["ConvNet"], "Evaluation architectures (get_model names).")
 _NUM_MODELS = flags.DEFINE_integer("num_models", 5, "Networks trained per set and architecture.")
-_EPOCHS = flags.DEFINE_integer("epochs", 300, "Training epochs (the reference runs epochs + 1).")
-_AUGMENTATION = flags.DEFINE_string("augmentation", "none", "none, or ops joined by '_' (crop, scale, rotate, noise).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Training batch size.")
-_LR = flags.DEFINE_float("lr", 0.01, "Initial learning rate (x0.1 after epochs // 2 + 1).")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs (the reference runs epochs + 1); default: the set's recipe.")
+_AUGMENTATION = flags.DEFINE_string("augmentation", None, "none, or ops joined by '_' (crop, scale, rotate, noise); "
+                                    "default: the set's recipe.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Training batch size; default: the set's recipe.")
+_LR = flags.DEFINE_float("lr", None, "Initial learning rate (x0.1 after epochs // 2 + 1); default: the set's recipe.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the networks' keys.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the set's real dataset is (default: as when it was made).")
 _KEEP_BN = flags.DEFINE_bool("keep_batch_norm", False, "Evaluate batch-norm models as they are (reference 'SS').")
@@ -27,18 +30,17 @@ _OUT = flags.DEFINE_string("out", None, "Directory for the results (default: nex
 
 def main(argv):
     del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)   # Orbax logs every load at INFO
+    quiet_logging()
     from dcjax import augment, evaluation_report
-    from dcjax.evaluate import EvalRecipe
 
     def work():
-        augment.parse_strategy(_AUGMENTATION.value)
-        recipe = EvalRecipe(epochs=_EPOCHS.value, batch_size=_BATCH_SIZE.value, lr=_LR.value,
-                            augmentation=_AUGMENTATION.value)
+        changes = {name: flag.value for name, flag in (("epochs", _EPOCHS), ("augmentation", _AUGMENTATION),
+                                                        ("batch_size", _BATCH_SIZE), ("lr", _LR))
+                   if flag.value is not None}
+        augment.parse_strategy(changes.get("augmentation", "none"))
         for path in _SETS.value:
             payload = evaluation_report.evaluate_saved(
-                path, _MODELS.value, _NUM_MODELS.value, recipe, _SEED.value, _DATA_DIR.value, _KEEP_BN.value,
+                path, _MODELS.value, _NUM_MODELS.value, changes, _SEED.value, _DATA_DIR.value, _KEEP_BN.value,
                 "python " + " ".join(sys.argv), _OUT.value)
             for row in payload["results"]:
                 print(f"{payload['description']} | {row['evaluated_as']}: {100 * row['mean']:.2f} +- "

@@ -3,10 +3,12 @@
 On CPU, XLA's default instruction scheduler favours concurrency: it starts independent work early,
 which in a matching step means every class's real-batch activations are alive at once. The
 memory-optimised scheduler orders the same program to keep few buffers alive; on the 2-core CPU
-we measure on it makes the matching step both faster (ConvNet-128, 10 classes, batch_real 64:
-2.21 s -> 1.68 s) and far leaner (XLA temp buffers 2.80 GB -> 0.25 GB), since the working set then
-stays in cache. It is set per compilation (not through the process-wide XLA_FLAGS), so users'
-own flags and other JAX code in the same process are untouched. Accelerators keep XLA's defaults.
+we measure on, it makes the matching step both faster and far leaner in XLA's scratch memory at
+both batch sizes measured, the smaller working set presumably staying in cache (`python
+bin/bench.py`; figures in benchmarks/results/bench_cpu.md, the dcjax default rows against "same,
+XLA's default scheduler"). It is set per compilation (not through the process-wide XLA_FLAGS), so
+users' own flags and other JAX code in the same process are untouched. Accelerators keep XLA's
+defaults.
 """
 from __future__ import annotations
 

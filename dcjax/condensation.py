@@ -1,19 +1,28 @@
 """Algorithm 1 of the paper: learn the synthetic set by class-wise gradient matching.
 
-One outer iteration (`outer_step`, one jit-compiled program) draws a fresh network from its key,
-then T times: matches the gradients of every class's synthetic images to those of a fresh real
-batch and takes one SGD step on the images, and (except after the last step) trains the network
-on the whole synthetic set for zeta_theta epochs. `run` drives the iterations with resumable
-Orbax checkpoints and writes the finished set, its picture and a first evaluation to the workdir.
+    for k in 1..K:                                    one outer iteration (`outer_iteration`)
+        draw a fresh network theta_0
+        for t in 0..T-1:                              T matching steps (config.outer_loop)
+            for every class c (all at once):
+                D(grad of the loss on S_c, grad of the loss on a real batch of class c)
+            S <- SGD-momentum step on D's gradient w.r.t. the images
+            if t < T-1: train theta on S for zeta_theta epochs (config.inner_loop)
 
-Deliberate differences from the reference code (all documented in docs/reference_differences.md):
-K outer iterations perform K image updates (the reference's loop runs K+1); every random draw
-derives from `config.seed` (the reference seeds from the wall clock).
+`make_outer_iteration` compiles one outer iteration into one program (the T steps inside a
+`lax.scan`) that takes the state and returns the next one, donating the state it replaces.
+`condense` is the loop around it, in plain view: resume from the newest checkpoint, iterate,
+record, checkpoint, stop cleanly on a signal, and write the finished set. Evaluating the set is a
+second call (`dcjax.run_evaluation.evaluate_run`; the command line does both).
+
+Deliberate differences from the reference code (docs/reference_differences.md): K outer
+iterations perform K image updates (the reference's loop runs K+1); every random draw derives
+from `config.seed` (the reference seeds from the wall clock).
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from typing import Any, Callable
 
 import flax
@@ -25,18 +34,19 @@ import optax
 
 from dcjax import compilation
 from dcjax import data as data_lib
-from dcjax.support import run_log
+from dcjax.configuration import model_from_config, resolved_loops, root_keys, validate
+from dcjax.errors import ConfigError, DataError, DcjaxError
+from dcjax.evaluate import EvalRecipe
+from dcjax.nets import describe_module, uses_batch_norm
+from dcjax.nets.convnet import ConvNet, last_norm_map_size
 from dcjax.sharding import ClassLayout, class_layout, to_host
 from dcjax.support.checkpoints import RunCheckpoints
-from dcjax.synthetic_set import SyntheticSet, save_synthetic
-from dcjax.configuration import resolved_loops, root_keys, validate
-from dcjax.errors import ConfigError, DcjaxError
-from dcjax.matching import matching_loss_and_grad
-from dcjax.nets import get_model, uses_batch_norm
-from dcjax.nets.convnet import ConvNet, last_norm_map_size
-from dcjax.support.signals import RunInterrupted, StopRequests
-from dcjax.training import train_epochs
 from dcjax.support.lock import WorkdirLock
+from dcjax.run_evaluation import evaluation_point
+from dcjax.support.run_log import RunLog
+from dcjax.support.signals import RunAborted, RunInterrupted, StopRequests, wait_until_ready
+from dcjax.synthetic_set import SyntheticSet, save_synthetic, set_metadata
+from dcjax.training import train_epochs
 
 PyTree = Any
 
@@ -48,12 +58,6 @@ class CondenseState:
     opt_state: PyTree      # SGD-momentum state of the images
     key: jax.Array         # base key of the iterations; iteration k uses fold_in(key, k)
     iteration: jax.Array   # int32 scalar: outer iterations done
-
-
-def model_from_config(config: Any, num_classes: int, image_shape: tuple[int, ...]) -> nn.Module:
-    """The network the config condenses with."""
-    overrides = {k: v for k, v in config.net.items() if v is not None}
-    return get_model(config.model, num_classes, image_shape, **overrides)
 
 
 def image_optimizer(config: Any) -> optax.GradientTransformation:
@@ -81,83 +85,93 @@ def class_major_labels(num_classes: int, ipc: int) -> jax.Array:
     return jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), ipc)
 
 
-OuterStep = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax.Array]]
+def iteration_keys(base_key: jax.Array, iteration: jax.Array | int) -> tuple[jax.Array, jax.Array]:
+    """(key of the iteration's fresh network, key of its matching steps) for outer iteration
+    `iteration` (0-based): every iteration's randomness is a pure function of the seed and its number."""
+    return tuple(jax.random.split(jax.random.fold_in(base_key, iteration)))
 
 
-def make_outer_iteration(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
-    """The jit-compiled outer iteration: (state, dataset) -> (next state, mean matching loss)."""
-    return compilation.jit(outer_iteration_function(module, config, layout))
+OuterIteration = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax.Array]]
 
 
-def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout | None = None) -> OuterStep:
-    """The outer iteration as a pure function of (state, dataset), before `jax.jit`.
+def make_outer_iteration(module: nn.Module, config: Any, layout: ClassLayout) -> OuterIteration:
+    """One outer iteration, jit-compiled: (state, dataset) -> (next state, mean matching loss).
 
-    With a `layout` (several devices), the state's images are padded and sharded by class
-    (`place_state`), every device matches its own classes, and the network update sees the
-    unpadded images gathered on every device.
+    The state passed in is donated (its buffers are reused for the next one): do not use it again.
     """
-    outer_loop, inner_loop = resolved_loops(config)
+    return compilation.jit(outer_iteration_function(module, config, layout), donate_argnums=0)
+
+
+def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout) -> OuterIteration:
+    """One outer iteration as a pure function of (state, dataset), before `jax.jit`.
+
+    The state's images are padded and sharded by class over `layout`'s mesh (`place_state`; on one
+    device the layout is trivial): every device matches its own classes, and the network update
+    sees the unpadded images gathered on every device.
+    """
+    matching_steps, network_epochs = resolved_loops(config)   # T and zeta_theta
     image_tx = image_optimizer(config)
     net_tx = optax.sgd(config.lr_net)
     batch_norm = uses_batch_norm(module)
 
-    def match_and_update(images, opt_state, variables, key, dataset):
+    def batch_norm_statistics(variables, key, dataset):
+        """The reference's one training-mode pass of real images (bn_batch_per_class per class) that
+        sets the running statistics; matching then uses them frozen."""
+        if not batch_norm:
+            return variables, {}
+        real = data_lib.sample_real(key, dataset, config.bn_batch_per_class)
+        _, updated = module.apply(variables, real.reshape((-1,) + real.shape[2:]), train=True,
+                                  mutable=["batch_stats"])
+        variables = {**variables, **updated}
+        return variables, {"batch_stats": variables["batch_stats"]}
+
+    def matching_step(images, opt_state, variables, key, dataset):
+        """Match every class's gradients once and take one image-optimiser step."""
         key_real, key_bn = jax.random.split(key)
-        frozen = {}
-        if batch_norm:
-            # Reference: one training-mode pass of 16 real images per class sets the running
-            # statistics, which stay frozen while the gradients are matched.
-            bn_images = data_lib.sample_real(key_bn, dataset, config.bn_batch_per_class)
-            _, updated = module.apply(variables, bn_images.reshape((-1,) + bn_images.shape[2:]),
-                                      train=True, mutable=["batch_stats"])
-            variables = {**variables, **updated}
-            frozen = {"batch_stats": variables["batch_stats"]}
+        variables, frozen = batch_norm_statistics(variables, key_bn, dataset)
         real = data_lib.sample_real(key_real, dataset, config.batch_real)
-        match = layout.matching_loss_and_grad if layout is not None else matching_loss_and_grad
-        losses, grads = match(
+        losses, grads = layout.matching_loss_and_grad(
             module.apply, variables["params"], frozen, images, real, config.metric,
             config.class_parallel, config.get("class_chunk"))
         updates, opt_state = image_tx.update(grads, opt_state, images)
         return optax.apply_updates(images, updates), opt_state, variables, jnp.sum(losses)
 
     def train_network(variables, images, key):
-        if layout is not None:
-            images = jax.lax.with_sharding_constraint(layout.unpad(images), layout.replicated())
+        """zeta_theta epochs of SGD on the whole synthetic set (treated as data, not differentiated)."""
+        images = jax.lax.with_sharding_constraint(layout.unpad(images), layout.replicated())
         num_classes, ipc = images.shape[:2]
         x = jax.lax.stop_gradient(images).reshape((-1,) + images.shape[2:])
         y = class_major_labels(num_classes, ipc)
         variables, _ = train_epochs(module.apply, net_tx, variables, net_tx.init(variables["params"]),
-                                    x, y, key, inner_loop, config.batch_train)
+                                    x, y, key, network_epochs, config.batch_train)
         return variables
 
-    def outer_step(state: CondenseState, dataset: data_lib.Dataset):
-        key = jax.random.fold_in(state.key, state.iteration)
-        init_key, loop_key = jax.random.split(key)
-        variables = module.init(init_key, state.images[0], train=False)
+    def outer_iteration(state: CondenseState, dataset: data_lib.Dataset):
+        init_key, loop_key = iteration_keys(state.key, state.iteration)
+        variables = module.init(init_key, state.images[0], train=False)   # a fresh network
 
-        def matching_then_training(carry, t):
+        def match_then_train(carry, t):
             images, opt_state, variables = carry
             match_key, train_key = jax.random.split(jax.random.fold_in(loop_key, t))
-            images, opt_state, variables, loss = match_and_update(images, opt_state, variables, match_key, dataset)
+            images, opt_state, variables, loss = matching_step(images, opt_state, variables, match_key, dataset)
             variables = train_network(variables, images, train_key)
             return (images, opt_state, variables), loss
 
+        # Steps 0..T-2 each train the network afterwards; the last step does not.
         (images, opt_state, variables), losses = jax.lax.scan(
-            matching_then_training, (state.images, state.opt_state, variables), jnp.arange(outer_loop - 1))
-        last_key = jax.random.split(jax.random.fold_in(loop_key, outer_loop - 1))[0]
-        images, opt_state, _, last_loss = match_and_update(images, opt_state, variables, last_key, dataset)
-        num_classes = layout.num_classes if layout is not None else images.shape[0]
-        mean_loss = (jnp.sum(losses) + last_loss) / (outer_loop * num_classes)
-        if layout is not None:
-            images, opt_state = jax.tree_util.tree_map(
-                lambda x: jax.lax.with_sharding_constraint(x, layout.by_class()), (images, opt_state))
+            match_then_train, (state.images, state.opt_state, variables), jnp.arange(matching_steps - 1))
+        last_key = jax.random.split(jax.random.fold_in(loop_key, matching_steps - 1))[0]
+        images, opt_state, _, last_loss = matching_step(images, opt_state, variables, last_key, dataset)
+        mean_loss = (jnp.sum(losses) + last_loss) / (matching_steps * layout.num_classes)
+        images, opt_state = jax.tree_util.tree_map(
+            lambda x: jax.lax.with_sharding_constraint(x, layout.by_class()), (images, opt_state))
         return CondenseState(images, opt_state, state.key, state.iteration + 1), mean_loss
 
-    return outer_step
+    return outer_iteration
 
 
 # ----------------------------------------------------------------------------------------------
-# Driving a run: data, resumable checkpoints, outputs in the workdir.
+# The run: data, resumable checkpoints, the loop, the finished set.
 
 # Fields that may change between a run and its resumption without changing the result (beyond
 # float rounding, for the device mesh).
@@ -165,20 +179,146 @@ RESUMABLE_FIELDS = ("num_iterations", "checkpoint_every", "log_every", "eval_eve
                     "data_dir", "class_parallel", "class_chunk", "mesh")
 
 
+def condense(config: Any, workdir: str) -> SyntheticSet:
+    """Learn the synthetic set `config` asks for in `workdir`, resuming from its newest checkpoint.
+
+    Writes `checkpoints/`, `synthetic/` (the finished set), `images/` (PNG grids), `metrics.jsonl`
+    and `summary.json` (condensation figures); returns the set. With `config.eval_every`, sets along
+    the way are evaluated as `config.eval` says. Every process of a multi-process run calls this;
+    process 0 alone holds the workdir's lock and writes logs and pictures, all take part in Orbax's
+    checkpoint and set writes.
+    """
+    validate(config)
+    dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
+    module = model_from_config(config, dataset.num_classes, dataset.image_shape)
+    layout = class_layout(config, dataset.num_classes)
+    check_fits(config, dataset, module, layout)
+    with WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+        return _condense_locked(config, workdir, dataset, module, layout)
+
+
+def check_fits(config: Any, dataset: data_lib.Dataset, module: nn.Module, layout: ClassLayout) -> None:
+    """ConfigError/DataError unless the config's sample sizes fit the dataset and the device mesh."""
+    data_lib.check_batch_size(dataset, config.batch_real, field="batch_real")
+    if uses_batch_norm(module):
+        data_lib.check_batch_size(dataset, config.bn_batch_per_class, field="bn_batch_per_class")
+    if config.init == "real":
+        smallest = int(np.min(np.asarray(dataset.class_counts)))
+        if config.ipc > smallest:
+            raise DataError(f"config.init='real' starts from {config.ipc} distinct real images per class, but "
+                            f"the smallest {dataset.name} class has {smallest}; set config.ipc <= {smallest} "
+                            f"or config.init='noise'")
+    if config.batch_real % layout.batch_shards:
+        raise ConfigError(f"config.batch_real={config.batch_real} does not split over the mesh's {layout.batch_shards} "
+                          f"batch shards; use a multiple of {layout.batch_shards} or set config.mesh.shape")
+
+
+def _condense_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn.Module,
+                     layout: ClassLayout) -> SyntheticSet:
+    """The body of `condense`, while this process holds the workdir's lock (or is not process 0)."""
+    log = RunLog(workdir, dataset.class_names, dataset.mean, dataset.std, config.log_every)
+    warn_if_degenerate(module, dataset.image_shape, log.message)
+    if layout.mesh.devices.size > 1:
+        log.message(f"{layout.mesh.devices.size} devices: mesh {dict(layout.mesh.shape)}"
+                    + (f", {layout.padded_classes - layout.num_classes} padding class(es)"
+                       if layout.padded_classes > layout.num_classes else ""))
+    checkpoints = RunCheckpoints(workdir)
+    state = place_state(restore_or_initialise(config, dataset, checkpoints, workdir, log), layout)
+    dataset = layout.put_replicated(dataset)
+    outer_iteration = make_outer_iteration(module, config, layout)
+    num_iterations = int(config.num_iterations)
+    start = time.time()
+    log.start_iterations(int(state.iteration), num_iterations)
+    # A first stop signal ends the run after the iteration in flight, with a checkpoint of it; a
+    # second one, even while that checkpoint is being written, ends it at once (RunAborted).
+    with StopRequests() as stop:
+        aborted = False
+        try:
+            while int(state.iteration) < num_iterations:
+                state, loss = outer_iteration(state, dataset)
+                loss = float(wait_until_ready(loss))
+                iteration = int(state.iteration)
+                log.iteration(iteration, loss)
+                check_finite(loss, state, iteration, checkpoints)
+                signum = stop.agreed()
+                if iteration % config.checkpoint_every == 0 or iteration == num_iterations or signum:
+                    checkpoints.save(iteration, _state_dict(state, layout), {"config": config.to_dict()})
+                if signum:
+                    raise RunInterrupted(signum, iteration, checkpoints.directory)
+                if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
+                    evaluation_point(config, dataset, module, layout.mesh, log, iteration, _host_images(state, layout))
+        except RunAborted:
+            aborted = True   # end now: a checkpoint write in flight is atomic, the newest finished one stays
+            raise
+        finally:
+            log.end_iterations()
+            if not aborted:
+                checkpoints.wait()
+                checkpoints.close()
+
+    images = _host_images(state, layout)
+    synset = SyntheticSet(images.reshape((-1,) + images.shape[2:]),
+                          np.asarray(class_major_labels(*images.shape[:2])),
+                          condensed_set_metadata(config, dataset, module, int(state.iteration)))
+    save_synthetic(f"{workdir}/synthetic", synset)
+    log.grid("final", images)
+    log.summary({"dataset": dataset.name, "ipc": int(config.ipc), "model": config.model,
+                 "iterations": int(state.iteration), "condense_seconds": round(time.time() - start, 2),
+                 "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+                 "processes": jax.process_count(), "images_sha256": synset.sha256()})
+    log.close()
+    return synset
+
+
+def condensed_set_metadata(config: Any, dataset: data_lib.Dataset, module: nn.Module,
+                           iteration: int) -> dict[str, Any]:
+    """A condensed set's metadata: the data description every set has, plus how it was made and the
+    evaluation recipe its config asks for (the default of `bin/evaluate.py`)."""
+    return set_metadata(dataset, config.ipc, model=config.model, model_fields=describe_module(module),
+                        iteration=iteration, eval_recipe=dict(EvalRecipe.from_config(config).__dict__),
+                        config=config.to_dict())
+
+
+def check_finite(loss: float, state: CondenseState, iteration: int, checkpoints: RunCheckpoints) -> None:
+    """DcjaxError, saving nothing, when the loss or the images stop being finite; the newest
+    checkpoint stays the last good one."""
+    if math.isfinite(loss) and bool(jnp.isfinite(state.images).all()):
+        return
+    checkpoints.wait()
+    last_good = checkpoints.latest_step()
+    what = f"matching loss became {loss}" if not math.isfinite(loss) else "synthetic images became non-finite"
+    kept = (f"the last good checkpoint (iteration {last_good}) is kept in {checkpoints.directory}"
+            if last_good is not None else "no checkpoint had been saved yet")
+    raise DcjaxError(f"{what} at iteration {iteration}; {kept}; lower config.lr_img and resume")
+
+
+def restore_or_initialise(config: Any, dataset: data_lib.Dataset, checkpoints: RunCheckpoints, workdir: str,
+                          log: RunLog) -> CondenseState:
+    """The state of the newest checkpoint in `workdir` (refused if the config changed), else a new one."""
+    state = init_state(config, dataset)
+    latest = checkpoints.latest_step()
+    if latest is None:
+        return state
+    restored, meta = checkpoints.restore(latest, _state_dict(state))
+    _check_same_config(meta["config"], config.to_dict(), workdir)
+    state = flax.serialization.from_state_dict(state, restored)
+    log.message(f"resuming from iteration {int(state.iteration)} in {workdir}")
+    return state
+
+
 def warn_if_degenerate(module: nn.Module, image_shape: tuple[int, ...], warn: Callable[[str], None]) -> None:
     """Warn when a ConvNet's last block normalises a map of 2x2 or less (gradients become near-orthogonal)."""
     if isinstance(module, ConvNet) and module.norm in ("instance", "group", "layer"):
-        size = last_norm_map_size(tuple(image_shape), module.depth, module.pooling)
+        depth = module.depth_for(tuple(image_shape))
+        size = last_norm_map_size(tuple(image_shape), depth, module.pooling)
         if size <= 2:
-            warn(f"warning: ConvNet depth {module.depth} normalises {size}x{size} feature maps in its last block "
+            warn(f"warning: ConvNet depth {depth} normalises {size}x{size} feature maps in its last block "
                  f"for {image_shape[0]}x{image_shape[1]} inputs; gradient matching barely learns there. "
                  f"Use a smaller --config.net.depth.")
 
 
-def place_state(state: CondenseState, layout: ClassLayout | None) -> CondenseState:
+def place_state(state: CondenseState, layout: ClassLayout) -> CondenseState:
     """The state on the devices: images and their optimiser state padded and sharded by class."""
-    if layout is None:
-        return jax.tree_util.tree_map(jnp.asarray, state)
     images, opt_state = layout.put_by_class((state.images, state.opt_state))
     key, iteration = layout.put_replicated((state.key, state.iteration))
     return CondenseState(images, opt_state, key, iteration)
@@ -193,10 +333,9 @@ def _state_dict(state: CondenseState, layout: ClassLayout | None = None) -> dict
     return flax.serialization.to_state_dict(host)
 
 
-def _host_images(state: CondenseState, layout: ClassLayout | None) -> np.ndarray:
+def _host_images(state: CondenseState, layout: ClassLayout) -> np.ndarray:
     """The synthetic images alone as a host array without class padding."""
-    images = to_host(state.images)
-    return layout.unpad(images) if layout is not None else images
+    return layout.unpad(to_host(state.images))
 
 
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: str) -> None:
@@ -206,89 +345,3 @@ def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: 
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise ConfigError(f"the config differs from the run in {workdir} ({details}); "
                           f"use the original values or a new --workdir")
-
-
-def run(config: Any, workdir: str) -> dict[str, Any]:
-    """Condense as `config` says into `workdir`, resuming from its newest checkpoint if any.
-
-    Writes `checkpoints/`, `synthetic/` (the finished set), `images/` (PNG grids),
-    `metrics.jsonl` and `summary.json` (final evaluation and wall times); returns the summary.
-    """
-    validate(config)
-    dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
-    data_lib.check_batch_size(dataset, config.batch_real, field="batch_real")
-    module = model_from_config(config, dataset.num_classes, dataset.image_shape)
-    if uses_batch_norm(module):
-        data_lib.check_batch_size(dataset, config.bn_batch_per_class, field="bn_batch_per_class")
-    layout = class_layout(config, dataset.num_classes)
-    if layout is not None and config.batch_real % layout.batch_shards:
-        raise ConfigError(f"config.batch_real={config.batch_real} does not split over the mesh's {layout.batch_shards} "
-                          f"batch shards; use a multiple of {layout.batch_shards} or set config.mesh.shape")
-    # Every process computes; process 0 alone writes logs, pictures and summaries (and holds the
-    # workdir's lock), while all processes take part in Orbax's checkpoint and set writes.
-    primary = jax.process_index() == 0
-    with WorkdirLock(workdir) if primary else contextlib.nullcontext():
-        return _run_locked(config, workdir, dataset, module, layout)
-
-
-def _run_locked(config: Any, workdir: str, dataset: data_lib.Dataset, module: nn.Module,
-                layout: ClassLayout | None) -> dict[str, Any]:
-    """The body of `run`, while this process holds the workdir's lock (or is not process 0)."""
-    config_dict = config.to_dict()
-    log = run_log.RunLog(workdir, config, dataset, mesh=layout.mesh if layout is not None else None)
-    warn_if_degenerate(module, dataset.image_shape, log.message)
-
-    checkpoints = RunCheckpoints(workdir)
-    state = init_state(config, dataset)
-    latest = checkpoints.latest_step()
-    if latest is not None:
-        restored, meta = checkpoints.restore(latest, _state_dict(state, None))
-        _check_same_config(meta["config"], config_dict, workdir)
-        state = flax.serialization.from_state_dict(state, restored)
-        log.message(f"resuming from iteration {int(state.iteration)} in {workdir}")
-    state = place_state(state, layout)
-    if layout is not None:
-        dataset = layout.put_replicated(dataset)
-        log.message(f"{layout.mesh.devices.size} devices: mesh {dict(layout.mesh.shape)}"
-                    + (f", {layout.padded_classes - layout.num_classes} padding class(es)"
-                       if layout.padded_classes > layout.num_classes else ""))
-
-    outer_step = make_outer_iteration(module, config, layout)
-    num_iterations = int(config.num_iterations)
-    progress = log.progress(start=int(state.iteration), total=num_iterations)
-
-    def close_outputs() -> None:
-        progress.close()
-        checkpoints.wait()
-        checkpoints.close()
-
-    with StopRequests() as stop:
-        while int(state.iteration) < num_iterations:
-            state, loss = outer_step(state, dataset)
-            iteration = int(state.iteration)
-            loss = float(loss)
-            log.iteration(iteration, loss, progress)
-            if not (math.isfinite(loss) and bool(jnp.isfinite(state.images).all())):
-                # Neither this state nor its images are saved: the newest checkpoint stays the last good one.
-                checkpoints.wait()
-                last_good = checkpoints.latest_step()
-                close_outputs()
-                what = f"matching loss became {loss}" if not math.isfinite(loss) else "synthetic images became non-finite"
-                kept = (f"the last good checkpoint (iteration {last_good}) is kept in {checkpoints.directory}"
-                        if last_good is not None else "no checkpoint had been saved yet")
-                raise DcjaxError(f"{what} at iteration {iteration}; {kept}; lower config.lr_img and resume")
-            if iteration % config.checkpoint_every == 0 or iteration == num_iterations or stop.signum:
-                checkpoints.save(iteration, _state_dict(state, layout), {"config": config_dict})
-            if stop.signum:
-                close_outputs()
-                raise RunInterrupted(stop.signum, iteration, checkpoints.directory)
-            if config.eval_every and iteration % config.eval_every == 0 and iteration < num_iterations:
-                log.evaluation_point(iteration, _host_images(state, layout), module)
-    close_outputs()
-
-    images = _host_images(state, layout)
-    synset = SyntheticSet(images.reshape((-1,) + images.shape[2:]),
-                          jax.device_get(class_major_labels(*images.shape[:2])),
-                          run_log.set_metadata(config, dataset, module, int(state.iteration)))
-    save_synthetic(f"{workdir}/synthetic", synset)
-    return log.finish(synset, module)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import flax.linen as nn
 import jax
 
 from dcjax.augment import OPS as AUGMENT_OPS
 from dcjax.errors import ConfigError
-from dcjax.matching import CLASS_PARALLEL, METRICS
+from dcjax.matching import METRICS, resolve_class_parallel
+from dcjax.nets import get_model
 
 LOOPS_BY_IPC: dict[int, tuple[int, int]] = {
     1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -21,9 +23,7 @@ INITS = ("noise", "real")
 
 
 def loops_for_ipc(ipc: int) -> tuple[int, int]:
-    """(outer_loop T, inner_loop zeta_theta) for `ipc` images per class."""
-    if ipc < 1:
-        raise ConfigError(f"ipc must be >= 1, got {ipc}; set config.ipc to a positive integer")
+    """(outer_loop T, inner_loop zeta_theta) for `ipc` >= 1 images per class."""
     if ipc in LOOPS_BY_IPC:
         return LOOPS_BY_IPC[ipc]
     outer = min(ipc, 50)
@@ -38,6 +38,19 @@ def resolved_loops(config: Any) -> tuple[int, int]:
     if config.get("inner_loop") is not None:
         inner = int(config.inner_loop)
     return outer, inner
+
+
+def model_from_config(config: Any, num_classes: int, image_shape: tuple[int, ...]) -> nn.Module:
+    """The network the config condenses with: `config.model` with every `config.net` field that is set."""
+    overrides = {k: v for k, v in config.net.items() if v is not None}
+    return get_model(config.model, num_classes, tuple(image_shape), **overrides)
+
+
+def net_overrides(config: Any, model: str) -> dict[str, Any]:
+    """The config's `net` fields (width, depth, ...) that are set and that the family of `model`
+    has: a ConvNet config's depth means nothing to an MLP."""
+    accepted = set(type(get_model(model, 10)).__dataclass_fields__)
+    return {k: v for k, v in (config.get("net") or {}).items() if v is not None and k in accepted}
 
 
 def root_keys(seed: int) -> dict[str, jax.Array]:
@@ -67,8 +80,7 @@ def validate(config: Any) -> None:
     outer, inner = resolved_loops(config)
     _require(outer >= 1 and inner >= 0,
              f"config.outer_loop must be >= 1 and config.inner_loop >= 0, got {outer}, {inner}")
-    _require(config.class_parallel in CLASS_PARALLEL,
-             f"config.class_parallel must be one of {CLASS_PARALLEL}, got {config.class_parallel!r}")
+    resolve_class_parallel(config.class_parallel)
     _require(config.get("class_chunk") is None or config.class_chunk >= 1,
              f"config.class_chunk must be unset or >= 1, got {config.get('class_chunk')}")
     _require(config.eval.num_models >= 0, f"config.eval.num_models must be >= 0, got {config.eval.num_models}")

@@ -13,11 +13,10 @@ import time
 from typing import Any, Sequence
 
 from dcjax import evaluation_report
-from dcjax.synthetic_set import load_synthetic
-from dcjax.condensation import run
-from dcjax.configuration import validate
+from dcjax.condensation import condense
+from dcjax.configuration import net_overrides, validate
+from dcjax.evaluate import EvalRecipe
 from dcjax.nets import get_model
-from dcjax.support.run_log import eval_recipe
 
 RESULTS_NAME = "cross_architecture"
 
@@ -29,22 +28,20 @@ def cross_architecture(config: Any, condense_models: Sequence[str], eval_models:
     for name in (*condense_models, *eval_models):   # unknown names fail before hours of condensing
         get_model(name, 10)
     validate(config)
-    recipe = eval_recipe(config)
+    recipe = EvalRecipe.from_config(config)
     cells = []
     for a in condense_models:
         cfg = copy.deepcopy(config)
-        accepted = set(type(get_model(a, 10)).__dataclass_fields__)
-        ignored = sorted(k for k, v in config.net.items() if v is not None and k not in accepted)
+        kept = net_overrides(config, a)
+        ignored = sorted(k for k, v in config.net.items() if v is not None and k not in kept)
         with cfg.unlocked():
             cfg.model = a
-            cfg.eval.num_models = 0     # evaluated below, with every B
             for field in ignored:
                 cfg.net[field] = None
         set_dir = os.path.join(workdir, f"condense_{a}")
         start = time.time()
-        run(cfg, set_dir)
+        synset = condense(cfg, set_dir)
         condense_seconds = round(time.time() - start, 1)
-        synset = load_synthetic(set_dir)
         dataset = evaluation_report.dataset_for(synset, config.get("data_dir"))
         for row in evaluation_report.evaluate_on_models(synset, dataset, eval_models, config.eval.num_models,
                                                         recipe, config.seed):

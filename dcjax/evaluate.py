@@ -4,16 +4,23 @@ The recipe is the reference's `evaluate_synset`: SGD with momentum 0.9 and weigh
 lr 0.01 for epochs 0..E//2+1, then lr x0.1 with a fresh momentum buffer until epoch E inclusive
 (so E+1 epochs in all, as the reference's `range(Epoch+1)`), batch 256, shuffled. The N networks
 are independent and train at the same time under `jax.vmap` over their keys (or one after another
-with `parallel='map'`), all epochs inside one compiled program. `parallel='auto'` picks 'map' on CPU,
-where XLA runs the vmapped (grouped) convolutions of several networks far slower than one network
-at a time (measured: 5 ConvNets, 100 Fashion-MNIST images, 2 epochs + test: 186 s vmapped against
-55 s one after another), and 'vmap' on accelerators.
+with `parallel='map'`), all epochs inside one compiled program. `parallel='auto'` picks 'vmap' on
+accelerators and 'map' on CPU, where XLA runs the vmapped (grouped) convolutions of several
+networks slower than one network at a time, and with far more memory (`python bin/bench.py
+--only=eval`; figures in benchmarks/results/bench_cpu_eval.md). With a mesh of several devices the
+networks are split over them.
+
+`EvalRecipe` comes from a config (`from_config`) or from what a saved set records (`of_set`);
+`evaluate` returns the accuracies, `evaluate_set` the JSON-ready record runs and reports keep.
+Progress is reported from inside the compiled program, about PROGRESS_REPORTS_PER_NETWORK times
+per network.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+import time
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -24,8 +31,14 @@ from jax.sharding import Mesh
 
 from dcjax import augment as augment_lib
 from dcjax import compilation
+from dcjax.configuration import net_overrides
+from dcjax.nets import describe_module, get_model, instance_norm_twin
 from dcjax.sharding import put_replicated, shard_over_devices, to_host
+from dcjax.support.signals import wait_until_ready
 from dcjax.training import accuracy, train_epochs
+
+# (network index, epochs done) -> None: told as evaluation networks train (see `evaluate`).
+Progress = Callable[[int, int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,39 +68,102 @@ class EvalRecipe:
         return optax.chain(optax.add_decayed_weights(self.weight_decay),
                            optax.sgd(lr, momentum=self.momentum))
 
+    @classmethod
+    def from_config(cls, config: Any) -> "EvalRecipe":
+        """The recipe of `config.eval`, with augmentation 'auto' resolved as the reference's
+        get_daparam (`augment.default_strategy`) for the config's dataset and evaluation model."""
+        e = config.eval
+        augmentation = e.get("augmentation", "none")
+        if augmentation == "auto":
+            augmentation = augment_lib.default_strategy(config.dataset, e.get("model"))
+        return cls(epochs=e.epochs, batch_size=e.batch_size, lr=e.lr, momentum=e.momentum,
+                   weight_decay=e.weight_decay, test_batch_size=e.test_batch_size, parallel=e.parallel,
+                   augmentation=augmentation)
+
+    @classmethod
+    def of_set(cls, metadata: dict[str, Any]) -> "EvalRecipe":
+        """The recipe a saved set records (condensed sets do); for a set that records none (coreset
+        baselines), the paper's recipe for its dataset: MNIST 1000 epochs with crop/scale/rotate,
+        300 epochs without augmentation otherwise."""
+        if metadata.get("eval_recipe"):
+            fields = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in metadata["eval_recipe"].items() if k in fields})
+        augmentation = augment_lib.default_strategy(str(metadata.get("dataset", "")), None)
+        return cls(epochs=1000 if augmentation != "none" else 300, augmentation=augmentation)
+
+
+def evaluation_model(config: Any, condensing_module: nn.Module, num_classes: int,
+                     image_shape: tuple[int, ...]) -> nn.Module:
+    """The network a condensation config evaluates its set with: `config.eval.model` (with the
+    config's `net` overrides that family accepts), else the condensing network with batch norm
+    swapped for its instance-norm twin, as the reference's eval mode 'S' does."""
+    if config.eval.get("model"):
+        return get_model(config.eval.model, num_classes, tuple(image_shape),
+                         **net_overrides(config, config.eval.model))
+    return instance_norm_twin(condensing_module)
+
+
+# The host side of progress reports: `evaluate(progress=...)` installs its callback here for the
+# duration of the call, so that compiled programs (cached per network and recipe) stay reusable.
+_progress_listeners: list[Progress] = []
+PROGRESS_REPORTS_PER_NETWORK = 50
+
+
+def _tell_listeners(network: Any, epochs_done: Any) -> None:
+    for listener in _progress_listeners:
+        listener(int(network), int(epochs_done))
+
+
+def _epoch_reporter(network: jax.Array, total_epochs: int, offset: int) -> Callable[[jax.Array], None]:
+    """An `on_epoch` hook for `train_epochs` that reports about PROGRESS_REPORTS_PER_NETWORK times
+    per network (a host callback every epoch would cost a device sync per step on accelerators)."""
+    every = max(1, total_epochs // PROGRESS_REPORTS_PER_NETWORK)
+
+    def on_epoch(epoch: jax.Array) -> None:
+        done = epoch + 1 + offset
+        jax.lax.cond((done % every == 0) | (done == total_epochs),
+                     lambda: jax.debug.callback(_tell_listeners, network, done), lambda: None)
+
+    return on_epoch
+
 
 def train_network(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
-                  y_train: jax.Array) -> Any:
+                  y_train: jax.Array, network: jax.Array | int = 0) -> Any:
     """The variables of a freshly initialised `module` trained on (x_train, y_train) by `recipe`:
-    a new optimiser (momentum buffer reset) for the decayed-lr phase, as the reference builds one."""
+    a new optimiser (momentum buffer reset) for the decayed-lr phase, as the reference builds one.
+    Progress listeners hear of it as network number `network`."""
     init_key, key_a, key_b = jax.random.split(key, 3)
     variables = module.init(init_key, x_train[:1], train=False)
     epochs_a, epochs_b = recipe.phase_epochs()
     augment = None
     if recipe.augmentation != "none":
         augment = functools.partial(augment_lib.augment, strategy=recipe.augmentation)
-    for lr, epochs, k in ((recipe.lr, epochs_a, key_a), (recipe.lr * 0.1, epochs_b, key_b)):
+    for lr, epochs, k, offset in ((recipe.lr, epochs_a, key_a, 0), (recipe.lr * 0.1, epochs_b, key_b, epochs_a)):
         tx = recipe.optimizer(lr)
         variables, _ = train_epochs(module.apply, tx, variables, tx.init(variables["params"]),
-                                    x_train, y_train, k, epochs, recipe.batch_size, augment)
+                                    x_train, y_train, k, epochs, recipe.batch_size, augment,
+                                    on_epoch=_epoch_reporter(jnp.asarray(network), epochs_a + epochs_b, offset))
     return variables
 
 
 def train_and_test(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
-                   y_train: jax.Array, x_test: jax.Array, y_test: jax.Array) -> jax.Array:
+                   y_train: jax.Array, x_test: jax.Array, y_test: jax.Array,
+                   network: jax.Array | int = 0) -> jax.Array:
     """Train one freshly initialised `module` on (x_train, y_train); its test accuracy."""
-    variables = train_network(module, recipe, key, x_train, y_train)
+    variables = train_network(module, recipe, key, x_train, y_train, network)
     return accuracy(module.apply, variables, x_test, y_test, recipe.test_batch_size)
 
 
 def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_test: jax.Array,
              key: jax.Array, num_models: int, recipe: EvalRecipe = EvalRecipe(),
-             mesh: Mesh | None = None) -> np.ndarray:
+             mesh: Mesh | None = None, progress: Progress | None = None) -> np.ndarray:
     """Test accuracies (fractions, shape (num_models,)) of `num_models` networks trained on the set.
 
     With a `mesh` of several devices the networks are split over all of its devices (each device
     trains its share as `recipe.parallel` says); network i gets the same key, hence the same
-    accuracy up to float rounding, whatever the device count.
+    accuracy up to float rounding, whatever the device count. `progress(network, epochs_done)` is
+    called from the running program as networks train (about 50 times per network). The wait for
+    the result returns to Python regularly, so Ctrl-C stops an evaluation at once.
     """
     keys = jax.random.split(key, num_models)
     parallel = recipe.parallel
@@ -95,25 +171,48 @@ def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_t
         parallel = "map" if jax.default_backend() == "cpu" else "vmap"
     images = jnp.asarray(images, jnp.float32)
     labels = jnp.asarray(labels, jnp.int32)
-    if mesh is None or mesh.devices.size == 1:
-        return np.asarray(_train_and_test_all(module, recipe, parallel)(keys, images, labels, x_test, y_test))
-    program = _train_and_test_sharded(module, recipe, parallel, mesh, num_models)
-    return to_host(program(*put_replicated((keys, images, labels, x_test, y_test), mesh)))
+    networks = (keys, jnp.arange(num_models))
+    if progress is not None:
+        _progress_listeners.append(progress)
+    try:
+        if mesh is None or mesh.devices.size == 1:
+            accs = _train_and_test_all(module, recipe, parallel)(networks, images, labels, x_test, y_test)
+        else:
+            program = _train_and_test_sharded(module, recipe, parallel, mesh, num_models)
+            accs = program(*put_replicated((networks, images, labels, x_test, y_test), mesh))
+        return to_host(wait_until_ready(accs))
+    finally:
+        if progress is not None:
+            _progress_listeners.remove(progress)
 
 
 def evaluation_program(module: nn.Module, recipe: EvalRecipe, parallel: str):
-    """(keys, images, labels, x_test, y_test) -> accuracies of len(keys) networks, before `jit`."""
-    def run(keys: jax.Array, images: jax.Array, labels: jax.Array, x_test: jax.Array,
+    """((keys, network numbers), images, labels, x_test, y_test) -> accuracies of len(keys)
+    networks, before `jit`."""
+    def run(networks: tuple[jax.Array, jax.Array], images: jax.Array, labels: jax.Array, x_test: jax.Array,
             y_test: jax.Array) -> jax.Array:
         if parallel == "map":
-            return jax.lax.map(lambda k: train_and_test(module, recipe, k, images, labels, x_test, y_test), keys)
+            return jax.lax.map(lambda n: train_and_test(module, recipe, n[0], images, labels, x_test, y_test, n[1]),
+                               networks)
         # The networks train together; their test passes run one network at a time, since N
         # networks' activations on a 500-image test batch at once (20 ConvNet-128: ~5 GB per
         # layer) is what exhausted memory when the whole program was vmapped.
-        variables = jax.vmap(lambda k: train_network(module, recipe, k, images, labels))(keys)
+        variables = jax.vmap(lambda n: train_network(module, recipe, n[0], images, labels, n[1]))(networks)
         return jax.lax.map(lambda v: accuracy(module.apply, v, x_test, y_test, recipe.test_batch_size), variables)
 
     return run
+
+
+def evaluate_set(images: Any, labels: Any, test_set: tuple[jax.Array, jax.Array], module: nn.Module,
+                 recipe: EvalRecipe, key: jax.Array, num_models: int, mesh: Mesh | None = None,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """`evaluate`, as the JSON record runs and reports keep: the network, per-network accuracies,
+    mean, std, epochs and wall time."""
+    start = time.time()
+    accs = evaluate(module, images, labels, *test_set, key, num_models, recipe, mesh, progress)
+    return {"model": describe_module(module), "accuracies": [float(a) for a in accs],
+            "mean": float(np.mean(accs)), "std": float(np.std(accs)), "num_models": int(num_models),
+            "epochs": recipe.epochs, "augmentation": recipe.augmentation, "seconds": round(time.time() - start, 2)}
 
 
 @functools.lru_cache(maxsize=None)

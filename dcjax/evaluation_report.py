@@ -9,17 +9,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from typing import Any, Sequence
 
-import numpy as np
 
 from dcjax import data as data_lib
 from dcjax.support.files import write_json, write_text
 from dcjax.synthetic_set import SyntheticSet, load_synthetic
 from dcjax.configuration import root_keys
 from dcjax.errors import DataError
-from dcjax.evaluate import EvalRecipe, evaluate
+from dcjax.evaluate import EvalRecipe, evaluate_set
 from dcjax.nets import get_model, instance_norm_twin
 
 RESULTS_NAME = "evaluation"
@@ -41,19 +39,16 @@ def dataset_for(synset: SyntheticSet, data_dir: str | None = None, data_source: 
 
 def evaluate_on_models(synset: SyntheticSet, dataset: data_lib.Dataset, models: Sequence[str], num_models: int,
                        recipe: EvalRecipe, seed: int = 0, keep_batch_norm: bool = False) -> list[dict[str, Any]]:
-    """One result per architecture: accuracies of `num_models` networks, mean, std, seconds."""
+    """One `evaluate_set` record per architecture, plus its name and what it was evaluated as."""
     results = []
     for name in models:
         module = get_model(name, dataset.num_classes, dataset.image_shape)
         if not keep_batch_norm:
             module = instance_norm_twin(module)
-        start = time.time()
-        accs = evaluate(module, synset.images, synset.labels, dataset.x_test, dataset.y_test,
-                        root_keys(seed)["eval"], num_models, recipe)
-        results.append({"model": name, "evaluated_as": type(module).__name__ + _norm_suffix(module),
-                        "accuracies": [float(a) for a in accs], "mean": float(np.mean(accs)),
-                        "std": float(np.std(accs)), "num_models": num_models,
-                        "seconds": round(time.time() - start, 1)})
+        record = evaluate_set(synset.images, synset.labels, (dataset.x_test, dataset.y_test), module, recipe,
+                              root_keys(seed)["eval"], num_models)
+        results.append({**record, "model": name, "evaluated_as": type(module).__name__ + _norm_suffix(module),
+                        "network": record["model"]})
     return results
 
 
@@ -85,11 +80,14 @@ def write_results(directory: str, payload: dict[str, Any], markdown: str, name: 
             write_text(os.path.join(directory, f"{name}.md"), markdown))
 
 
-def evaluate_saved(path: str, models: Sequence[str], num_models: int, recipe: EvalRecipe, seed: int = 0,
-                   data_dir: str | None = None, keep_batch_norm: bool = False, command: str = "",
+def evaluate_saved(path: str, models: Sequence[str], num_models: int, recipe_changes: dict[str, Any] | None = None,
+                   seed: int = 0, data_dir: str | None = None, keep_batch_norm: bool = False, command: str = "",
                    out_dir: str | None = None) -> dict[str, Any]:
-    """Evaluate the set at `path` on `models`; writes evaluation.json/.md next to it (or in `out_dir`)."""
+    """Evaluate the set at `path` on `models` with the recipe the set records (`EvalRecipe.of_set`:
+    a condensed MNIST set is trained 1000 epochs with crop/scale/rotate, as its run was), changed by
+    `recipe_changes`; writes evaluation.json/.md next to the set (or in `out_dir`)."""
     synset = load_synthetic(path)
+    recipe = dataclasses.replace(EvalRecipe.of_set(synset.metadata), **(recipe_changes or {}))
     dataset = dataset_for(synset, data_dir)
     rows = evaluate_on_models(synset, dataset, models, num_models, recipe, seed, keep_batch_norm)
     label = describe_set(synset)

@@ -116,8 +116,9 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     with `class_parallel='vmap'` as one `jax.vmap` over classes (the fast path on accelerators;
     `class_chunk` bounds memory by running groups of that many classes in sequence), or with
     'unroll' as one traced copy per class inside the same jitted program, which XLA's CPU backend
-    runs faster (bin/bench.py, ConvNet-128, 10 classes, batch_real 64/256: 1.87/7.51 s unrolled
-    against 2.36/11.36 s vmapped; benchmarks/results/bench_cpu.md). All modes give the same values.
+    runs faster than the vmapped form (`python bin/bench.py`; figures in
+    benchmarks/results/bench_cpu.md, 'classes unrolled' against 'classes vmapped'). All modes give
+    the same values.
     `labels` are the rows' class ids (default 0..C-1; a device holding a slice of the classes passes
     its own); `reduce_real` is passed to `class_matching_loss`.
     """

@@ -120,12 +120,10 @@ class ClassLayout:
                                class_chunk: int | None) -> tuple[jax.Array, jax.Array]:
         """`dcjax.matching.matching_loss_and_grad` with each device matching its own classes.
 
-        `syn` is padded (padded_classes, ipc, ...), `real` unpadded (num_classes, n, ...); the
-        padding classes' losses and gradients are zero.
+        `syn` is padded (padded_classes, ipc, ...), `real` unpadded (num_classes, n, ...) with n a
+        multiple of `batch_shards` (`condensation.check_fits`); the padding classes' losses and
+        gradients are zero.
         """
-        if real.shape[1] % self.batch_shards:
-            raise ConfigError(f"batch_real={real.shape[1]} does not split over the {self.batch_shards} devices of "
-                              f"the mesh's batch axis; use a multiple of {self.batch_shards}")
         real = jax.lax.with_sharding_constraint(self.pad(real), NamedSharding(
             self.mesh, P(self.class_axis, self.batch_axis)))
         ids = jnp.arange(self.padded_classes)
@@ -151,13 +149,12 @@ class ClassLayout:
             out_specs=(by_class, by_class), check_vma=False)(params, frozen, syn, real, labels, valid)
 
 
-def class_layout(config: Any, num_classes: int, devices: Sequence[Any] | None = None) -> ClassLayout | None:
-    """The layout a config asks for; None (plain single-device programs) when there is one device."""
+def class_layout(config: Any, num_classes: int, devices: Sequence[Any] | None = None) -> ClassLayout:
+    """The layout a config asks for, over every device (one device: a trivial 1 x 1 mesh, on which
+    the sharded programs are the plain single-device ones)."""
     devices = list(jax.devices() if devices is None else devices)
     mesh_config = config.get("mesh") or {}
     shape = mesh_config.get("shape")
-    if len(devices) == 1 and shape in (None, (1, 1), [1, 1]):
-        return None
     axis_names = tuple(mesh_config.get("axis_names") or DEFAULT_AXIS_NAMES)
     return ClassLayout(make_mesh(shape, num_classes, axis_names, devices), num_classes)
 
@@ -175,16 +172,17 @@ def to_host(x: jax.Array) -> np.ndarray:
 
 
 def shard_over_devices(run: Callable[..., jax.Array], mesh: Mesh, num_items: int) -> Callable[..., jax.Array]:
-    """`run(items, *shared) -> (n,)` applied with `items` (leading axis) split over every device of
-    `mesh` and `shared` replicated; pads the items to a multiple of the device count (repeating the
-    last one) and drops the padding's results."""
+    """`run(items, *shared) -> (n,)` applied with `items` (a pytree of arrays with a common leading
+    axis) split over every device of `mesh` and `shared` replicated; pads the items to a multiple of
+    the device count (repeating the last one) and drops the padding's results."""
     axes = tuple(mesh.axis_names)
     devices = mesh.devices.size
     padded = -(-num_items // devices) * devices
 
-    def sharded(items: jax.Array, *shared: Any) -> jax.Array:
+    def sharded(items: PyTree, *shared: Any) -> jax.Array:
         if padded > num_items:
-            items = jnp.concatenate([items, jnp.repeat(items[-1:], padded - num_items, axis=0)])
+            items = jax.tree_util.tree_map(
+                lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - num_items, axis=0)]), items)
         out = jax.shard_map(lambda i, *s: run(i, *s), mesh=mesh,
                             in_specs=(P(axes),) + (P(),) * len(shared), out_specs=P(axes))(items, *shared)
         return out[:num_items]

@@ -8,6 +8,7 @@ never executes code from the file (no pickle). `.npz` and PNG-folder exports ser
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any
@@ -43,9 +44,28 @@ class SyntheticSet:
     def std(self) -> np.ndarray:
         return np.asarray(self.metadata["std"], np.float32)
 
+    def sha256(self) -> str:
+        """A fingerprint of the images (float32 bytes): equal sets, equal fingerprints."""
+        return hashlib.sha256(np.ascontiguousarray(self.images, np.float32).tobytes()).hexdigest()
+
     def denormalised(self) -> np.ndarray:
         """Images in [0, 1] pixel units."""
         return np.clip(self.images * self.std + self.mean, 0.0, 1.0)
+
+
+def set_metadata(dataset: Any, ipc: int, **specifics: Any) -> dict[str, Any]:
+    """The metadata every saved set carries: what the images are and how to use them without
+    dcjax's code (dataset, classes, shape, normalisation, ipc, label order), plus `specifics` from
+    whoever made the set (condensation: model, iteration, evaluation recipe, config; a coreset
+    baseline: method and the selected training indices)."""
+    return {
+        "dataset": dataset.name, "num_classes": dataset.num_classes, "class_names": list(dataset.class_names),
+        "image_shape": list(dataset.image_shape), "mean": list(map(float, dataset.mean)),
+        "std": list(map(float, dataset.std)),
+        "normalisation": "images are (pixel/255 - mean) / std per channel; pixel = image * std + mean",
+        "ipc": int(ipc), "label_order": "class-major: ipc images of class 0, then class 1, ...",
+        **specifics,
+    }
 
 
 def save_synthetic(directory: str, synset: SyntheticSet) -> str:

@@ -65,12 +65,12 @@ def tiny_config():
 
 def test_condensation_on_8_devices_equals_1_device(tmp_path, dataset):
     config = tiny_config()
-    dcjax.run(config, str(tmp_path))
-    eight = dcjax.load_synthetic(str(tmp_path))
+    eight = dcjax.condense(config, str(tmp_path))
 
     module = condensation.model_from_config(config, 10, dataset.image_shape)
     state = condensation.init_state(config, dataset)
-    step = condensation.make_outer_iteration(module, config)   # the plain single-device program
+    one_device = sharding.class_layout(config, 10, devices=jax.devices()[:1])
+    step = condensation.make_outer_iteration(module, config, one_device)   # the plain single-device program
     for _ in range(config.num_iterations):
         state, _ = step(state, dataset)
     assert len(state.images.sharding.device_set) == 1
@@ -101,7 +101,7 @@ def test_batch_real_must_split_over_the_batch_axis(tmp_path):
     config.mesh.shape = (2, 4)
     config.batch_real = 6
     with pytest.raises(ConfigError, match="batch_real=6"):
-        dcjax.run(config, str(tmp_path))
+        dcjax.condense(config, str(tmp_path))
     assert not os.listdir(tmp_path)
 
 

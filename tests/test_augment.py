@@ -11,7 +11,6 @@ from dcjax.configuration import validate
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe, evaluate
 from dcjax.nets import get_model
-from dcjax.support.run_log import eval_recipe
 from dcjax.training import train_epochs
 
 RANDOM_OPS = {name: jax.jit(op) for name, op in {
@@ -123,9 +122,10 @@ def test_default_strategy_follows_get_daparam_and_auto_resolves_in_the_recipe():
     assert aug.default_strategy("mnist", "ConvNetBN") == aug.default_strategy("cifar10", "ConvNetBN") == "crop_noise"
     assert aug.default_strategy("fashion_mnist", "ConvNet") == "none"
     config = common.paper_setting("mnist", 1)
-    assert eval_recipe(config).augmentation == "crop_scale_rotate" and eval_recipe(config).epochs == 1000
+    recipe = EvalRecipe.from_config(config)
+    assert recipe.augmentation == "crop_scale_rotate" and recipe.epochs == 1000
     config.eval.augmentation = "noise"
-    assert eval_recipe(config).augmentation == "noise"
+    assert EvalRecipe.from_config(config).augmentation == "noise"
 
 
 def tiny_training(**kwargs):

@@ -1,10 +1,16 @@
-"""The benchmark code measures what it says (tiny cases; no timing is asserted)."""
+"""The benchmark code measures what it says (tiny cases; no timing is asserted), and every results
+file records where it was measured."""
+import json
+import re
+import subprocess
+
 import jax
 import numpy as np
 import pytest
 
-from dcjax import bench_report, compilation
-from dcjax.benchmark import Case, measure
+from benchmarks import bench_report, provenance
+from benchmarks.benchmark import Case, machine_description, measure, run_in_subprocess
+from dcjax import compilation
 from dcjax.matching import matching_loss_and_grad
 from dcjax.nets import get_model
 
@@ -66,7 +72,11 @@ def test_report_renders_every_row_and_the_pytorch_ratio(tmp_path):
     assert "| peak memory <= 2x PyTorch's, batch_real 64 | 3.00x (3.00 / 1.00 GB) | no |" in text
     assert "| >= 50% of the matmul peak, batch_real 64 | 50% | yes |" in text
     json_path, md_path = bench_report.write(report, str(tmp_path), "b", "cmd")
-    assert open(md_path).read() == text and '"command": "cmd"' in open(json_path).read()
+    written = json.load(open(json_path))
+    assert written["command"] == "cmd" and written["provenance"]["cpu"] == provenance.cpu_model()
+    # the written table is the one above plus the line saying where it was measured
+    assert open(md_path).read() == bench_report.markdown(written, "cmd") != text
+    assert provenance.markdown_line(written) in open(md_path).read().splitlines()
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3])
@@ -78,9 +88,43 @@ def test_chunked_step_flop_count_covers_every_class(chunk):
 
 
 def test_devices_case_runs_the_sharded_outer_step_on_that_many_simulated_devices():
-    from dcjax.benchmark import run_in_subprocess
     case = Case("outer", ipc=1, devices=2, classes=3, image=(8, 8, 1), batch_real=8, repeats=1, compile_only=True)
     result = run_in_subprocess(case)
     assert "error" not in result, result
     assert result["compile_s"] > 0
     assert {row.devices for row in bench_report.devices_suite()} == {1, 2, 4, 8}
+
+
+def test_provenance_names_the_commit_and_whether_the_tree_was_clean():
+    record = provenance.provenance()
+    head = subprocess.run(["git", "-C", provenance.REPO_ROOT, "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", record["commit"]) and record["commit"] == head
+    assert isinstance(record["dirty"], bool)
+    assert record["cores"] >= 1 and record["cpu"] == machine_description()["cpu"] != ""
+    assert record["jax"] == jax.__version__ and record["jaxlib"] and record["utc"].endswith("+00:00")
+    json.dumps(record)
+    line = provenance.markdown_line({"provenance": record})
+    state = "uncommitted changes" if record["dirty"] else "clean"
+    assert line.startswith(f"Measured at commit {record['commit']} ({state}) on {record['cpu']}, ")
+
+
+def test_provenance_outside_a_git_checkout(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    record = provenance.provenance(str(tmp_path))
+    assert record["commit"] is None and record["dirty"] is None and record["cpu"]
+    assert "unknown commit" in provenance.markdown_line({"provenance": record})
+    # results written before provenance existed keep their machine line
+    assert provenance.markdown_line({"machine": {"cpu": "x"}}) == "Machine: {'cpu': 'x'}  "
+
+
+def test_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a")
+    assert provenance.provenance(str(tmp_path))["dirty"] is False
+    (tmp_path / "b.txt").write_text("b")
+    assert provenance.provenance(str(tmp_path))["dirty"] is True

@@ -14,6 +14,7 @@ import dcjax
 from configs import common
 from dcjax import condensation as condense_lib
 from dcjax import data as data_lib
+from dcjax import sharding
 from dcjax.errors import CheckpointError, ConfigError, DcjaxError
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -35,6 +36,11 @@ def tiny_config(**changes):
     return c
 
 
+def condense_and_evaluate(config, workdir):
+    """What bin/condense.py does: the set, then its evaluation; returns the run's summary."""
+    return dcjax.evaluate_run(config, workdir, dcjax.condense(config, workdir))
+
+
 def synthetic(workdir):
     return dcjax.load_synthetic(str(workdir)).images
 
@@ -42,7 +48,7 @@ def synthetic(workdir):
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reference")
-    summary = dcjax.run(tiny_config(**{"eval.num_models": 2, "eval.epochs": 3}), str(workdir))
+    summary = condense_and_evaluate(tiny_config(**{"eval.num_models": 2, "eval.epochs": 3}), str(workdir))
     return workdir, summary
 
 
@@ -62,19 +68,19 @@ def test_run_writes_a_loadable_set_with_metadata(reference_run):
 
 
 def test_same_seed_gives_a_bit_identical_set(reference_run, tmp_path):
-    dcjax.run(tiny_config(**{"eval.num_models": 0}), str(tmp_path))
+    dcjax.condense(tiny_config(**{"eval.num_models": 0}), str(tmp_path))
     np.testing.assert_array_equal(synthetic(tmp_path), synthetic(reference_run[0]))
 
 
 def test_another_seed_gives_another_set(reference_run, tmp_path):
-    dcjax.run(tiny_config(seed=1), str(tmp_path))
+    dcjax.condense(tiny_config(seed=1), str(tmp_path))
     assert not np.array_equal(synthetic(tmp_path), synthetic(reference_run[0]))
 
 
 def test_stopped_and_restarted_run_is_bit_identical(reference_run, tmp_path):
-    dcjax.run(tiny_config(num_iterations=2), str(tmp_path))
+    dcjax.condense(tiny_config(num_iterations=2), str(tmp_path))
     shutil.rmtree(tmp_path / "synthetic")
-    dcjax.run(tiny_config(num_iterations=4), str(tmp_path))
+    dcjax.condense(tiny_config(num_iterations=4), str(tmp_path))
     np.testing.assert_array_equal(synthetic(tmp_path), synthetic(reference_run[0]))
 
 
@@ -82,25 +88,26 @@ def test_outer_step_is_traced_once():
     config = tiny_config()
     dataset = data_lib.load("digits")
     module = condense_lib.model_from_config(config, dataset.num_classes, dataset.image_shape)
-    step = jax.jit(chex.assert_max_traces(condense_lib.outer_iteration_function(module, config), n=1))
-    state = condense_lib.init_state(config, dataset)
+    layout = sharding.class_layout(config, dataset.num_classes)
+    step = jax.jit(chex.assert_max_traces(condense_lib.outer_iteration_function(module, config, layout), n=1))
+    state = condense_lib.place_state(condense_lib.init_state(config, dataset), layout)
     for _ in range(3):
         state, loss = step(state, dataset)
     assert int(state.iteration) == 3 and np.isfinite(float(loss))
-    production = condense_lib.make_outer_iteration(module, config)
+    production = condense_lib.make_outer_iteration(module, config, layout)
     for _ in range(2):
         state, _ = production(state, dataset)
     assert production._cache_size() == 1
 
 
 def test_resume_with_a_changed_config_is_refused(tmp_path):
-    dcjax.run(tiny_config(num_iterations=1), str(tmp_path))
+    dcjax.condense(tiny_config(num_iterations=1), str(tmp_path))
     with pytest.raises(ConfigError, match="lr_img"):
-        dcjax.run(tiny_config(num_iterations=2, lr_img=0.5), str(tmp_path))
+        dcjax.condense(tiny_config(num_iterations=2, lr_img=0.5), str(tmp_path))
 
 
 def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
-    dcjax.run(tiny_config(num_iterations=1), str(tmp_path))
+    dcjax.condense(tiny_config(num_iterations=1), str(tmp_path))
     state_dir = tmp_path / "checkpoints" / "1" / "state"
     for root, _, files in os.walk(state_dir):
         for name in files:
@@ -108,7 +115,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
                 with open(os.path.join(root, name), "wb") as f:
                     f.write(b"garbage")
     with pytest.raises(CheckpointError, match="damaged"):
-        dcjax.run(tiny_config(num_iterations=2), str(tmp_path))
+        dcjax.condense(tiny_config(num_iterations=2), str(tmp_path))
 
 
 def test_missing_or_foreign_synthetic_set_gives_a_clear_error(tmp_path):
@@ -150,7 +157,7 @@ def test_command_line_reports_bad_config_in_one_line(tmp_path):
 def test_batch_norm_network_condenses_and_is_evaluated_as_its_instance_norm_twin(tmp_path):
     config = tiny_config(model="ConvNetBN", num_iterations=2, bn_batch_per_class=4,
                          **{"eval.num_models": 1, "eval.epochs": 1})
-    summary = dcjax.run(config, str(tmp_path))
+    summary = condense_and_evaluate(config, str(tmp_path))
     assert np.isfinite(summary["evaluation"]["mean"])
     assert summary["evaluation"]["model"]["norm"] == "instance"
     assert dcjax.load_synthetic(str(tmp_path)).metadata["model_fields"]["norm"] == "batch"
@@ -174,7 +181,7 @@ def test_second_run_on_a_busy_workdir_is_refused_and_touches_nothing(reference_r
         before = _tree_snapshot(workdir)
         with pytest.raises(WorkdirBusyError, match=rf"another dcjax run \(pid {holder.pid}\) is using .*busy; "
                                                    r"wait for it to finish or use another --workdir"):
-            dcjax.run(tiny_config(num_iterations=6), str(workdir))
+            dcjax.condense(tiny_config(num_iterations=6), str(workdir))
         assert _tree_snapshot(workdir) == before
     finally:
         holder.kill()
@@ -200,8 +207,8 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_resumed_run_is_bit_identic
     # No periodic checkpoint before iteration 1000: the one found afterwards is the signal's.
     proc = subprocess.Popen(_condense_command(stopped, 1000, 1000), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("iteration 2/"):
+    for line in proc.stderr:   # progress lines go to stderr
+        if line.startswith("condensing: iteration 2/"):
             proc.send_signal(signal.SIGTERM)
             break
     _, stderr = proc.communicate(timeout=300)
@@ -224,7 +231,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_resumed_run_is_bit_identic
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real_make = condense_lib.make_outer_iteration
 
-    def poisoned_make(module, config, layout=None):
+    def poisoned_make(module, config, layout):
         step = real_make(module, config, layout)
 
         def poisoned(state, dataset):
@@ -238,7 +245,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     workdir = tmp_path / "nan"
     with pytest.raises(DcjaxError, match=r"matching loss became nan at iteration 3; the last good checkpoint "
                                          r"\(iteration 2\) is kept in .*; lower config.lr_img and resume"):
-        dcjax.run(tiny_config(num_iterations=6), str(workdir))
+        dcjax.condense(tiny_config(num_iterations=6), str(workdir))
     checkpoints = condense_lib.RunCheckpoints(str(workdir))
     assert checkpoints.latest_step() == 2
     template = condense_lib._state_dict(condense_lib.init_state(tiny_config(), data_lib.load("digits")))
@@ -248,7 +255,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
 
 def test_run_leaves_tensorboard_scalars_a_plot_and_show_summarises_it(reference_run, tmp_path):
-    from dcjax import metrics
+    from dcjax.support import metrics
     workdir, summary = reference_run
     series = metrics.history(str(workdir / "metrics.jsonl"))
     assert sorted(series["matching_loss"]) == [1, 2, 3, 4]
@@ -270,7 +277,7 @@ def test_run_leaves_tensorboard_scalars_a_plot_and_show_summarises_it(reference_
 
 
 def test_metrics_history_keeps_the_last_record_and_skips_a_torn_line(tmp_path):
-    from dcjax import metrics
+    from dcjax.support import metrics
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"iteration": 1, "matching_loss": 5.0}\n{"iteration": 2, "matching_loss": 4.0}\n'
                     '{"iteration": 2, "matching_loss": 3.0}\n{"iteration": 3, "matching_lo')
@@ -301,11 +308,11 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(tmp_path):
     import signal
     killed, target = tmp_path / "killed", 12
     for lines_before_kill in (1, 2, 1):   # each run resumes where the last one's newest checkpoint was
-        proc = subprocess.Popen(_condense_command(killed, target, 2), stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(_condense_command(killed, target, 2), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
         seen = 0
-        for line in proc.stdout:
-            seen += line.startswith("iteration ")
+        for line in proc.stderr:
+            seen += line.startswith("condensing: iteration ")
             if seen == lines_before_kill:
                 # The line is logged just before that iteration's checkpoint is written: the kill
                 # lands during the write, or in the next iteration.

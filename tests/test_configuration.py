@@ -14,9 +14,11 @@ def test_schedule_table(ipc, loops):
     assert loops_for_ipc(ipc) == loops
 
 
-def test_schedule_rejects_non_positive_ipc():
-    with pytest.raises(ConfigError, match="ipc"):
-        loops_for_ipc(0)
+def test_non_positive_ipc_is_refused_at_the_boundary():
+    c = common.get_config()
+    c.ipc = 0
+    with pytest.raises(ConfigError, match="config.ipc must be an integer >= 1, got 0"):
+        validate(c)
 
 
 def test_config_fields_override_the_table():

@@ -85,6 +85,6 @@ def test_two_processes_condense_together(tmp_path):
     config = digits.get_config()
     config.ipc, config.num_iterations, config.net.width, config.batch_real, config.inner_loop = 2, 2, 16, 16, 5
     config.eval.num_models, config.class_parallel = 0, "unroll"
-    dcjax.run(config, str(tmp_path / "one"))
+    dcjax.condense(config, str(tmp_path / "one"))
     np.testing.assert_allclose(dcjax.load_synthetic(workdir).images,
                                dcjax.load_synthetic(str(tmp_path / "one")).images, atol=1e-5)

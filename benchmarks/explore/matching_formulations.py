@@ -1,6 +1,6 @@
 """Exploratory: one matching step (ConvNet-128, 10 classes, ipc 1, 28x28x1) in several formulations.
 
-    python benchmarks/explore/matching_formulations.py <batch_real> <mode>
+    python -m benchmarks.explore.matching_formulations <batch_real> <mode>
 
 mode: unroll_lax | vmap_lax | unroll_fast | vmap_fast | vmap_shift | map_fast | map2_fast
 (_fast = XLA conv forward + matmul weight gradient via custom_vjp, as dcjax.nets.layers).

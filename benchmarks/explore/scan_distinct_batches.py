@@ -1,9 +1,8 @@
 """Exploratory: ConvNet SGD steps on distinct batches inside lax.scan vs fully unrolled.
 
-    python benchmarks/explore/scan_distinct_batches.py <unroll: 1 or 20> matmul_grad
+    python -m benchmarks.explore.scan_distinct_batches <unroll: 1 or 20> matmul_grad
 """
 import time, jax, jax.numpy as jnp, sys, optax
-sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__import__("os").path.abspath(__file__)), "..", ".."))
 from dcjax.nets import get_model
 from dcjax.training import sgd_step
 u = int(sys.argv[1]); impl = sys.argv[2]

@@ -1,6 +1,5 @@
 """Exploratory: an SGD step on 100 28x28 images, alone vs inside lax.scan (XLA CPU loop-body slowdown)."""
-import time, jax, jax.numpy as jnp, sys, optax
-sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__import__("os").path.abspath(__file__)), "..", ".."))
+import time, jax, jax.numpy as jnp, optax
 from dcjax.nets import get_model
 from dcjax.training import sgd_step
 def bench(name, f, *a, n=1):

@@ -1,6 +1,6 @@
 """Exploratory: weight gradient of a 3x3 conv (N images) as 2-D matmuls, K-split, stacked, im2col, XLA.
 
-    python benchmarks/explore/weight_gradient_formulations.py 640
+    python -m benchmarks.explore.weight_gradient_formulations 640
 """
 import time, jax, jax.numpy as jnp, sys
 from jax import lax

@@ -32,8 +32,8 @@ def default_depth(image_shape: tuple[int, ...], pooling: str = "avg") -> int:
     inputs (scikit-learn's 8x8 digits, the default config's dataset) and depth 1 below. Why: with
     depth 3, an 8x8 input reaches the last block as a 2x2 map, whose instance normalisation leaves
     4 values per channel; the per-class gradients then become nearly orthogonal and gradient
-    matching barely learns (measured on digits: 15.5% test accuracy at depth 3, below random real
-    images, against 88.6% at depth 2; configs/digits.py). The rule lives in the network rather than in a config so that
+    matching barely learns (on digits, depth 3 trained below random real images while depth 2 beat
+    them clearly; configs/digits.py). The rule lives in the network rather than in a config so that
     every caller that leaves the depth unset, config or not, gets a network that can learn; an
     explicit depth (config.net.depth, ConvNetD1..D4) is always used as given.
     """

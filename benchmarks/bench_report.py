@@ -1,10 +1,11 @@
 """The benchmark suite `bin/bench.py` runs, and its JSON and Markdown report.
 
-Every row is one `dcjax.benchmark.Case` measured in its own process. The suite is chosen for the
+Every row is one `benchmarks.benchmark.Case` measured in its own process. The suite is chosen for the
 questions users and the performance issue ask: how fast is a matching step at the paper's settings
 (and which formulation is fastest), how does it compare with the authors' PyTorch code on the same
 machine, what do inner updates, whole outer iterations and evaluations cost, and how much memory
-does CIFAR-100 (100 classes x 256 real images) need.
+does CIFAR-100 (100 classes x 256 real images) need. The report records where it was measured
+(`benchmarks.provenance`: commit, uncommitted changes, machine) when the suite starts.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import datetime
 import importlib.util
 from typing import Any, Callable, Iterable
 
-from dcjax.benchmark import Case, machine_description, run_in_subprocess
+from benchmarks.benchmark import Case, machine_description, run_in_subprocess
+from benchmarks.provenance import markdown_line, provenance
 from dcjax.evaluation_report import write_results
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
@@ -72,7 +74,7 @@ def run_suite(cases: Iterable[Case], on_result: Callable[[dict[str, Any]], None]
               timeout_s: float | None = None) -> dict[str, Any]:
     """Measure every case (one process each); `on_result(report)` after each row."""
     report: dict[str, Any] = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-                              "machine": machine_description(), "rows": []}
+                              "provenance": provenance(), "machine": machine_description(), "rows": []}
     for case in cases:
         row = {"case": dataclasses.asdict(case), "result": run_in_subprocess(case, timeout_s)}
         report["rows"].append(row)
@@ -124,6 +126,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
     machine = report["machine"]
     lines = ["# dcjax benchmark", "",
              f"Command: `{command}`  ", f"Date: {report['date']}  ",
+             *([markdown_line(report)] if "provenance" in report else []),
              f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
              f"Python {machine['python']}, jax {machine['jax']}, flax {machine['flax']}"
              + (f", torch {machine['torch']}" if "torch" in machine else "") + f"; backend {machine['backend']}", ""]
@@ -228,6 +231,9 @@ def _targets(report: dict[str, Any], peak: float | None) -> list[str]:
 
 
 def write(report: dict[str, Any], out_dir: str, name: str, command: str) -> tuple[str, str]:
-    """Write `<name>.json` and `<name>.md` (atomically, so an interrupted run leaves the last good pair)."""
+    """Write `<name>.json` and `<name>.md` (atomically, so an interrupted run leaves the last good pair).
+    A report without provenance (not made by `run_suite`) gets that of this call."""
     report = {**report, "command": command}
+    if "provenance" not in report:
+        report["provenance"] = provenance()
     return write_results(out_dir, report, markdown(report, command), name)

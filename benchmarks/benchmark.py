@@ -1,9 +1,10 @@
 """Speed and memory of dcjax's compiled programs, measured the same way every time.
 
-Each case runs in a fresh Python process (`python -m dcjax.benchmark '<case json>'`) so that its
-peak resident memory is its own and one case's compilation caches cannot help another. A case
-compiles its program once (timed), reads XLA's FLOP count (`cost_analysis`) and buffer sizes
-(`memory_analysis`), runs it once to warm up, then times `repeats` runs and reports the median.
+Each case runs in a fresh Python process (`python -m benchmarks.benchmark '<case json>'`, run from
+the repository root) so that its peak resident memory is its own and one case's compilation caches
+cannot help another. A case compiles its program once (timed), reads XLA's FLOP count
+(`cost_analysis`) and buffer sizes (`memory_analysis`), runs it once to warm up, then times
+`repeats` runs and reports the median.
 Data are random arrays of the right shapes: the timings do not depend on pixel values, and the
 benchmark needs no dataset. `bin/bench.py` runs a suite of cases and writes the tables.
 """
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import provenance
 from dcjax import compilation
 
 SCHEDULERS = ("memory", "default")
@@ -213,22 +215,21 @@ def _random_dataset(case: Case, train_per_class: int = 500, test_size: int = 100
 
 
 def measure_outer(case: Case) -> dict[str, Any]:
-    """One full outer iteration (paper loops for the ipc), as `condense.run` compiles it."""
+    """One full outer iteration (paper loops for the ipc), as `dcjax.condense` compiles it."""
     from configs import common
-    from dcjax import condensation, sharding
+    from dcjax import condensation, configuration, sharding
     config = common.paper_setting("benchmark", case.ipc)
     config.batch_real = case.batch_real
     config.class_parallel = case.mode
     config.class_chunk = case.class_chunk
     config.net.conv_impl = case.conv_impl
     dataset = _random_dataset(case, train_per_class=max(case.batch_real, 300))
-    module = condensation.model_from_config(config, dataset.num_classes, dataset.image_shape)
+    module = configuration.model_from_config(config, dataset.num_classes, dataset.image_shape)
     layout = sharding.class_layout(config, dataset.num_classes)
-    if (layout.mesh.devices.size if layout else 1) != case.devices:
+    if layout.mesh.devices.size != case.devices:
         raise RuntimeError(f"expected {case.devices} devices, JAX has {jax.device_count()}")
     state = condensation.place_state(condensation.init_state(config, dataset), layout)
-    if layout is not None:
-        dataset = layout.put_replicated(dataset)
+    dataset = layout.put_replicated(dataset)
     step = condensation.outer_iteration_function(module, config, layout)
     return _without_flop_rate(time_compiled(step, [state, dataset], case.repeats, _options(case.scheduler),
                                             case.compile_only, feed_back=lambda args, out: [out[0], args[1]]))
@@ -264,9 +265,7 @@ def measure_eval(case: Case) -> dict[str, Any]:
 
 def measure_torch_matching(case: Case) -> dict[str, Any]:
     """The reference-style PyTorch matching step (benchmarks/torch_matching.py), if torch is installed."""
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    sys.path.insert(0, os.path.join(root, "benchmarks"))
-    import torch_matching
+    from benchmarks import torch_matching
     return torch_matching.time_matching_step(case.classes, case.image, case.ipc, case.batch_real, case.repeats)
 
 
@@ -283,12 +282,12 @@ def measure(case: Case) -> dict[str, Any]:
 
 def run_in_subprocess(case: Case, timeout_s: float | None = None) -> dict[str, Any]:
     """`measure(case)` in a fresh interpreter; errors come back as {'error': ...} (the suite goes on)."""
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    root = provenance.REPO_ROOT
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     if case.devices > 1:
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={case.devices}".strip()
     try:
-        proc = subprocess.run([sys.executable, "-m", "dcjax.benchmark", case.to_json()], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", case.to_json()], capture_output=True,
                               text=True, timeout=timeout_s, env=env, cwd=root)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s} s"}
@@ -302,12 +301,9 @@ def run_in_subprocess(case: Case, timeout_s: float | None = None) -> dict[str, A
 
 def machine_description() -> dict[str, Any]:
     """CPU model, core count, memory and library versions of this machine."""
-    cpu = "?"
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     import flax
-    described = {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gb, 1),
+    described = {"cpu": provenance.cpu_model(), "cores": os.cpu_count(), "memory_gib": round(memory_gb, 1),
                  "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
                  "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
     try:

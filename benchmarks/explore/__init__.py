@@ -1,0 +1,1 @@
+"""One-off measurements behind the engine's design; see NOTES.md. Run as `python -m benchmarks.explore.<name>`."""

@@ -1,0 +1,77 @@
+"""Where a result was measured: the commit, whether the tree had uncommitted changes, the machine.
+
+Every results writer under benchmarks/ stores `provenance()` in its JSON as "provenance" and puts
+`markdown_line(...)` in its Markdown, so a figure can be traced to the code that produced it.
+Reads git and /proc only; imports neither jax nor dcjax.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+from typing import Any
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(repo: str, *args: str) -> str | None:
+    """stdout of `git -C repo args`, or None if git is missing or fails (e.g. not a checkout)."""
+    try:
+        proc = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows), or '?'."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "?"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(repo: str = REPO_ROOT) -> dict[str, Any]:
+    """{commit: the 40-hex HEAD sha of `repo` (None outside a git checkout), dirty: whether
+    `git status --porcelain` lists anything, untracked files included (None without a commit),
+    cpu, cores, python, jax, jaxlib, utc: the time of the call}."""
+    commit = _git(repo, "rev-parse", "HEAD")
+    commit = commit.strip() if commit else None
+    status = _git(repo, "status", "--porcelain") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status.strip()),
+            "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "jax": _version("jax"), "jaxlib": _version("jaxlib"),
+            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def describe(record: dict[str, Any]) -> str:
+    """'commit <sha> (clean|uncommitted changes) on <cpu>, <cores> cores; jax <version>, jaxlib
+    <version>; <UTC time>' for a `provenance()` record."""
+    if record.get("commit"):
+        where = f"commit {record['commit']} ({'uncommitted changes' if record.get('dirty') else 'clean'})"
+    else:
+        where = "an unknown commit (not a git checkout)"
+    return (f"{where} on {record.get('cpu', '?')}, {record.get('cores', '?')} cores; "
+            f"jax {record.get('jax')}, jaxlib {record.get('jaxlib')}; {record.get('utc', '?')}")
+
+
+def markdown_line(results: dict[str, Any]) -> str:
+    """The Markdown line (with its line break) saying where `results` were measured: 'Measured at
+    <describe(results["provenance"])>', or, for results written before provenance was recorded,
+    their "machine" record as it was printed then."""
+    if "provenance" in results:
+        return f"Measured at {describe(results['provenance'])}  "
+    return f"Machine: {results['machine']}  "
