@@ -11,6 +11,7 @@ These are reduced-budget figures, not the paper's K=1000 setting.
 """
 import datetime
 import os
+import shutil
 import time
 
 import jax
@@ -59,6 +60,7 @@ def main(argv):
         config.data_dir = _DATA_DIR.value or None
         config.eval.compare_random = True   # the same networks' keys and recipe on ipc random real images
         workdir = os.path.join(_RUNS.value, f"fmnist_cpu_ipc{ipc}")
+        shutil.rmtree(workdir, ignore_errors=True)   # measure from scratch, never a resumed run
         t0 = time.time()
         summary = dcjax.evaluate_run(config, workdir, dcjax.condense(config, workdir))
         results["rows"].append({

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import common
 from dcjax import baselines, data
 from dcjax.condensation import warn_if_degenerate
 from dcjax.evaluate import EvalRecipe, _train_and_test_all, evaluate
@@ -102,3 +103,16 @@ def test_schedule_and_momentum_reset_match_the_reference_on_a_toy_problem():
     kept = reference_sgd(module, initial, x, y, recipe.phase_epochs(), recipe.lr, reset=False)
     differences = jax.tree_util.tree_map(lambda a, b: float(jnp.max(jnp.abs(a - b))), trained, kept)
     assert max(jax.tree_util.tree_leaves(differences)) > 1e-3
+
+
+def test_the_evaluation_model_takes_the_config_net_fields_its_family_has():
+    from dcjax.evaluate import evaluation_model
+    config = common.get_config()
+    config.net.width, config.net.depth = 16, 2
+    condensing = get_model("ConvNetBN", 10, (8, 8, 1), width=16, depth=2)
+    assert evaluation_model(config, condensing, 10, (8, 8, 1)).norm == "instance"   # eval mode 'S'
+    config.eval.model = "ConvNet"
+    model = evaluation_model(config, condensing, 10, (8, 8, 1))
+    assert (model.width, model.depth, model.norm) == (16, 2, "instance")
+    config.eval.model = "MLP"                     # width/depth are ConvNet fields: not passed to an MLP
+    assert type(evaluation_model(config, condensing, 10, (8, 8, 1))).__name__ == "MLP"

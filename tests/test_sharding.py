@@ -24,9 +24,11 @@ def test_auto_mesh_shape(devices, classes, shape):
     assert sharding.auto_mesh_shape(devices, classes) == shape
 
 
-def test_one_device_runs_the_plain_programs():
+def test_one_device_is_a_trivial_layout():
     assert jax.device_count() == 1
-    assert sharding.class_layout(digits.get_config(), 10) is None
+    layout = sharding.class_layout(digits.get_config(), 10)
+    assert dict(layout.mesh.shape) == {"classes": 1, "batch": 1}
+    assert layout.padded_classes == 10 and layout.batch_shards == 1
 
 
 def test_mesh_config_errors_name_the_fix():
@@ -88,3 +90,27 @@ def test_two_processes_condense_together(tmp_path):
     dcjax.condense(config, str(tmp_path / "one"))
     np.testing.assert_allclose(dcjax.load_synthetic(workdir).images,
                                dcjax.load_synthetic(str(tmp_path / "one")).images, atol=1e-5)
+
+
+def test_a_stop_signal_to_one_process_stops_both_after_the_same_iteration(tmp_path):
+    """SIGTERM to process 1 alone: the stop is agreed after an iteration, both processes save that
+    iteration's checkpoint together and exit 143; none waits in a collective for the other."""
+    import signal
+    workdir = str(tmp_path / "two")
+    port = free_port()
+    command = [sys.executable, os.path.join(ROOT, "bin", "condense.py"), f"--config={ROOT}/configs/digits.py",
+               f"--workdir={workdir}", "--distributed", f"--coordinator_address=127.0.0.1:{port}",
+               "--num_processes=2", *TINY, "--config.num_iterations=1000", "--config.checkpoint_every=1000",
+               "--config.log_every=1"]
+    procs = [subprocess.Popen(command + [f"--process_id={i}"], env=child_env(2), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for line in procs[0].stderr:   # process 0 shows the progress
+        if line.startswith("condensing: iteration 2/"):
+            procs[1].send_signal(signal.SIGTERM)
+            break
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [143, 143], outputs
+    stops = [err.strip().splitlines()[-1] for _, err in outputs]
+    assert all(s.startswith("stopped by SIGTERM after iteration ") for s in stops) and stops[0] == stops[1]
+    done = stops[0].split("after iteration ")[1].split(";")[0]
+    assert os.listdir(os.path.join(workdir, "checkpoints")) == [done]
