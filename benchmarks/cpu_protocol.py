@@ -10,6 +10,7 @@ to benchmarks/results/cpu_protocol_fashion_mnist.{json,md}, rewritten after ever
 These are reduced-budget figures, not the paper's K=1000 setting.
 """
 import datetime
+import json
 import os
 import shutil
 import time
@@ -39,14 +40,28 @@ def markdown(results: dict) -> str:
         "(301 as the reference counts), no augmentation; random real images evaluated with the same "
         "network keys and recipe. Accuracy: mean +- std over the 5 networks.", "",
         f"Command: `{results['command']}`  ", markdown_line(results), f"Date: {results['date']}", "",
-        "| ipc | K | dcjax test acc. % | random real % | paper (K=1000) % | condense wall s | dcjax eval s | random eval s |",
-        "|---|---|---|---|---|---|---|---|"]
-    for row in results["rows"]:
+        "| ipc | K | dcjax test acc. % | random real % | paper (K=1000) % | condense wall s | dcjax eval s | random eval s | measured at |",
+        "|---|---|---|---|---|---|---|---|---|"]
+    for row in sorted(results["rows"], key=lambda row: row["ipc"]):
         d, r = row["dcjax"], row["random"]
         lines.append(f"| {row['ipc']} | {row['K']} | {100 * d['mean']:.2f} +- {100 * d['std']:.2f} | "
                      f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f} | {row['paper']} | "
-                     f"{row['condense_seconds']:.0f} | {d['seconds']:.0f} | {r['seconds']:.0f} |")
+                     f"{row['condense_seconds']:.0f} | {d['seconds']:.0f} | {r['seconds']:.0f} | {_row_commit(row)} |")
     return "\n".join(lines) + "\n"
+
+
+def _row_commit(row: dict) -> str:
+    commit = (row.get("provenance") or {}).get("commit")
+    return commit[:7] + (" (dirty)" if row["provenance"].get("dirty") else "") if commit else "before provenance"
+
+
+def earlier_rows(path: str, ipcs: list) -> list:
+    """Rows of an earlier results file for the ipc values not being run now: a run of one ipc
+    replaces that row only (each row says where it was measured)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [row for row in json.load(f).get("rows", []) if row["ipc"] not in ipcs]
 
 
 def main(argv):
@@ -54,7 +69,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     results = {"command": "python -m benchmarks.cpu_protocol " + " ".join(f"--ipc {i}" for i in _IPC.value),
                "provenance": provenance(), "backend": jax.default_backend(),
-               "date": datetime.date.today().isoformat(), "rows": []}
+               "date": datetime.date.today().isoformat(),
+               "rows": earlier_rows(os.path.join(_OUT.value, "cpu_protocol_fashion_mnist.json"), _IPC.value)}
     for ipc in _IPC.value:
         config = cpu_protocol.get_config(str(ipc))
         config.data_dir = _DATA_DIR.value or None
@@ -64,7 +80,7 @@ def main(argv):
         t0 = time.time()
         summary = dcjax.evaluate_run(config, workdir, dcjax.condense(config, workdir))
         results["rows"].append({
-            "ipc": ipc, "K": config.num_iterations, "dcjax": summary["evaluation"],
+            "ipc": ipc, "K": config.num_iterations, "dcjax": summary["evaluation"], "provenance": provenance(),
             "random": summary["random_real_evaluation"],
             "condense_seconds": summary["condense_seconds"],
             "run_seconds": round(time.time() - t0, 1), "paper": PAPER_TABLE1[("fashion_mnist", ipc)]})
