@@ -10,15 +10,15 @@ epochs without augmentation. Reduced budget, not the paper's K=1000 setting.
 `python -m benchmarks.cpu_protocol --ipc 1 --ipc 10` (from the repository root) runs both and also
 evaluates as many random real images per class with the same networks' keys.
 
-Measured with that script on a 2-core AMD EPYC CPU, one run each, at an older commit recorded in
-benchmarks/results/cpu_protocol_fashion_mnist.md (the figures below are that file's):
+Measured with that script on a 2-core AMD EPYC CPU, one run each; figures and the commit of each
+row in benchmarks/results/cpu_protocol_fashion_mnist.md:
 
-* ipc 1: condensing 536 s (idle machine), evaluation 177 s (inflated: other jobs shared the
-  machine); test accuracy 70.50 +- 0.17% (mean +- std over the 5 networks), the paper's K=1000
-  figure (70.5 +- 0.6%).
-* ipc 10: condensing 2755 s (idle machine), evaluation 825 s; test accuracy 72.55 +- 0.55%, below
-  the paper's K=1000 figure (82.3 +- 0.4%) and below 10 random real images per class (73.00 +-
-  0.36%); that file's notes discuss why.
+* ipc 1: condensing takes about 10-15 minutes on that CPU (a session-to-session spread of the same
+  machine type), evaluation about 3 minutes per set; the test accuracy reaches the paper's K=1000
+  figure (70.5 +- 0.6%) and beats 1 random real image per class by about 19 points.
+* ipc 10: condensing takes about 45 minutes, evaluation about 15 minutes per set; at K=10 the set
+  is below the paper's K=1000 figure (82.3 +- 0.4%) and does not yet beat 10 random real images per
+  class.
 
 Data, found as for every config (`dcjax.data.load`): --config.data_dir names an offline copy (a
 fashion_mnist.npz with x_train, y_train, x_test, y_test, a directory holding it, or the IDX files);
