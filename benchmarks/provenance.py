@@ -59,8 +59,12 @@ def provenance(repo: str = REPO_ROOT) -> dict[str, Any]:
 
 def describe(record: dict[str, Any]) -> str:
     """'commit <sha> (clean|uncommitted changes) on <cpu>, <cores> cores; jax <version>, jaxlib
-    <version>; <UTC time>' for a `provenance()` record."""
-    if record.get("commit"):
+    <version>; <UTC time>' for a `provenance()` record, or for one added afterwards to results
+    measured before provenance existed (`from_history`: the commit that added them)."""
+    if record.get("commit") and record.get("from_history"):
+        where = (f"commit {record['commit']} (recorded afterwards from git history: the commit that added these "
+                 f"results; whether the tree was clean was not recorded)")
+    elif record.get("commit"):
         where = f"commit {record['commit']} ({'uncommitted changes' if record.get('dirty') else 'clean'})"
     else:
         where = "an unknown commit (not a git checkout)"

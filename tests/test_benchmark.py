@@ -128,3 +128,10 @@ def test_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
     assert provenance.provenance(str(tmp_path))["dirty"] is False
     (tmp_path / "b.txt").write_text("b")
     assert provenance.provenance(str(tmp_path))["dirty"] is True
+
+
+def test_results_measured_before_provenance_say_their_commit_came_from_git_history():
+    from benchmarks.provenance import describe
+    line = describe({"commit": "a" * 40, "dirty": None, "from_history": True, "cpu": "AMD EPYC", "cores": 2})
+    assert line.startswith(f"commit {'a' * 40} (recorded afterwards from git history")
+    assert "clean)" not in describe({"commit": "a" * 40, "dirty": True})
