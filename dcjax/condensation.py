@@ -34,12 +34,12 @@ import optax
 
 from dcjax import compilation
 from dcjax import data as data_lib
-from dcjax.configuration import model_from_config, resolved_loops, root_keys, validate
+from dcjax.configuration import resolved_loops, root_keys, run_setting
 from dcjax.errors import ConfigError, DataError, DcjaxError
 from dcjax.evaluate import EvalRecipe
 from dcjax.nets import describe_module, uses_batch_norm
 from dcjax.nets.convnet import ConvNet, last_norm_map_size
-from dcjax.sharding import ClassLayout, class_layout, to_host
+from dcjax.sharding import ClassLayout, to_host
 from dcjax.support.checkpoints import RunCheckpoints
 from dcjax.support.lock import WorkdirLock
 from dcjax.run_evaluation import evaluation_point
@@ -188,10 +188,7 @@ def condense(config: Any, workdir: str) -> SyntheticSet:
     process 0 alone holds the workdir's lock and writes logs and pictures, all take part in Orbax's
     checkpoint and set writes.
     """
-    validate(config)
-    dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
-    module = model_from_config(config, dataset.num_classes, dataset.image_shape)
-    layout = class_layout(config, dataset.num_classes)
+    dataset, module, layout = run_setting(config)
     check_fits(config, dataset, module, layout)
     with WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
         return _condense_locked(config, workdir, dataset, module, layout)

@@ -46,6 +46,17 @@ def model_from_config(config: Any, num_classes: int, image_shape: tuple[int, ...
     return get_model(config.model, num_classes, tuple(image_shape), **overrides)
 
 
+def run_setting(config: Any) -> tuple[Any, nn.Module, Any]:
+    """(dataset, condensing network, device layout) of a validated condensation config: what both
+    stages of a run, condensing and evaluating, start from."""
+    from dcjax import data as data_lib
+    from dcjax.sharding import class_layout
+    validate(config)
+    dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
+    return (dataset, model_from_config(config, dataset.num_classes, dataset.image_shape),
+            class_layout(config, dataset.num_classes))
+
+
 def net_overrides(config: Any, model: str) -> dict[str, Any]:
     """The config's `net` fields (width, depth, ...) that are set and that the family of `model`
     has: a ConvNet config's depth means nothing to an MLP."""

@@ -17,9 +17,8 @@ from jax.sharding import Mesh
 
 from dcjax import data as data_lib
 from dcjax.baselines import random_real
-from dcjax.configuration import model_from_config, root_keys, validate
+from dcjax.configuration import root_keys, run_setting
 from dcjax.evaluate import EvalRecipe, evaluate_set, evaluation_model
-from dcjax.sharding import class_layout
 from dcjax.support.lock import WorkdirLock
 from dcjax.support.run_log import RunLog, read_summary
 from dcjax.synthetic_set import SyntheticSet
@@ -58,10 +57,8 @@ def evaluate_run(config: Any, workdir: str, synset: SyntheticSet) -> dict[str, A
     real images per class, drawn with the run's initialisation key: the start of an init='real'
     run); adds `evaluation` (and `random_real_evaluation`) to the workdir's summary.json and
     returns the whole summary."""
-    validate(config)
-    dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
-    module = model_from_config(config, dataset.num_classes, dataset.image_shape)
-    mesh = class_layout(config, dataset.num_classes).mesh
+    dataset, module, layout = run_setting(config)
+    mesh = layout.mesh
     with WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
         log = RunLog(workdir, dataset.class_names, dataset.mean, dataset.std, config.log_every)
         summary: dict[str, Any] = {}

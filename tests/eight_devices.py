@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 import dcjax
 from configs import digits
-from dcjax import condensation, data, sharding
+from dcjax import condensation, configuration, data, sharding
 from dcjax.support.checkpoints import RunCheckpoints
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe, evaluate
@@ -67,7 +67,7 @@ def test_condensation_on_8_devices_equals_1_device(tmp_path, dataset):
     config = tiny_config()
     eight = dcjax.condense(config, str(tmp_path))
 
-    module = condensation.model_from_config(config, 10, dataset.image_shape)
+    module = configuration.model_from_config(config, 10, dataset.image_shape)
     state = condensation.init_state(config, dataset)
     one_device = sharding.class_layout(config, 10, devices=jax.devices()[:1])
     step = condensation.make_outer_iteration(module, config, one_device)   # the plain single-device program
@@ -87,7 +87,7 @@ def test_state_lives_sharded_by_class(dataset):
     config = tiny_config()
     layout = sharding.class_layout(config, 10)
     assert layout.padded_classes == 16
-    module = condensation.model_from_config(config, 10, dataset.image_shape)
+    module = configuration.model_from_config(config, 10, dataset.image_shape)
     state = condensation.place_state(condensation.init_state(config, dataset), layout)
     state, loss = condensation.make_outer_iteration(module, config, layout)(state, layout.put_replicated(dataset))
     for array in (state.images, state.opt_state[0].trace):

@@ -22,7 +22,7 @@ import pytest
 
 import dcjax
 from configs import common
-from dcjax import condensation, data, matching, sharding, training
+from dcjax import condensation, configuration, data, matching, sharding, training
 
 
 # ---- spying on the outer iteration ----------------------------------------------------------
@@ -85,7 +85,7 @@ class Run:
 
     def __init__(self, config, dataset):
         self.config = config
-        self.module = condensation.model_from_config(config, dataset.num_classes, dataset.image_shape)
+        self.module = configuration.model_from_config(config, dataset.num_classes, dataset.image_shape)
         self.layout = sharding.class_layout(config, dataset.num_classes)
         self.dataset = self.layout.put_replicated(dataset)
         self.start = _host(condensation.init_state(config, dataset))   # host copy: steps donate their input

@@ -14,7 +14,7 @@ import dcjax
 from configs import common
 from dcjax import condensation as condense_lib
 from dcjax import data as data_lib
-from dcjax import sharding
+from dcjax import configuration, sharding
 from dcjax.errors import CheckpointError, ConfigError, DcjaxError
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -87,7 +87,7 @@ def test_stopped_and_restarted_run_is_bit_identical(reference_run, tmp_path):
 def test_outer_step_is_traced_once():
     config = tiny_config()
     dataset = data_lib.load("digits")
-    module = condense_lib.model_from_config(config, dataset.num_classes, dataset.image_shape)
+    module = configuration.model_from_config(config, dataset.num_classes, dataset.image_shape)
     layout = sharding.class_layout(config, dataset.num_classes)
     step = jax.jit(chex.assert_max_traces(condense_lib.outer_iteration_function(module, config, layout), n=1))
     state = condense_lib.place_state(condense_lib.init_state(config, dataset), layout)

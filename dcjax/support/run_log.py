@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from dcjax.data import denormalise
 from dcjax.support.files import write_json
 from dcjax.support.metrics import METRICS_FILE, PLOT_FILE, MetricsWriter, plot_history
 from dcjax.support.pictures import save_grid
@@ -28,7 +29,7 @@ class RunLog:
 
     def __init__(self, workdir: str, class_names: list[str], mean: Any, std: Any, log_every: int = 10):
         self.workdir, self.class_names, self.log_every = workdir, list(class_names), log_every
-        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.mean, self.std = mean, std
         self.writes = jax.process_index() == 0
         self.t0 = time.time()
         self.metrics = MetricsWriter(workdir) if self.writes else None
@@ -72,7 +73,7 @@ class RunLog:
         if not self.writes:
             return None
         images = np.asarray(images)
-        pixels = np.clip(images.reshape((-1,) + images.shape[2:]) * self.std + self.mean, 0.0, 1.0)
+        pixels = np.asarray(denormalise(images.reshape((-1,) + images.shape[2:]), self.mean, self.std))
         return save_grid(os.path.join(self.workdir, "images", f"{name}.png"), pixels, images.shape[0],
                          class_names=self.class_names)
 
