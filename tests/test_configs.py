@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from dcjax.condensation import model_from_config, warn_if_degenerate
+from dcjax.condensation import warn_if_degenerate
+from dcjax.configuration import model_from_config
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
