@@ -51,8 +51,11 @@ def markdown(results: dict) -> str:
 
 
 def _row_commit(row: dict) -> str:
-    commit = (row.get("provenance") or {}).get("commit")
-    return commit[:7] + (" (dirty)" if row["provenance"].get("dirty") else "") if commit else "before provenance"
+    record = row.get("provenance") or {}
+    if not record.get("commit"):
+        return "before provenance"
+    text = record["commit"][:7] + (" (dirty)" if record.get("dirty") else "")
+    return text + (f", code {record['code']}" if record.get("code") else "")
 
 
 def earlier_rows(path: str, ipcs: list) -> list:

@@ -1,5 +1,11 @@
 """Where a result was measured: the commit, whether the tree had uncommitted changes, the machine.
 
+Besides the commit, a record names the code that computes figures: `code` hashes HEAD's git blob
+ids of every file under `CODE_DIRS` (the library, the configs, the benchmark scripts; results
+excluded). Commits that only add results or tests leave it unchanged, so rows measured at different
+commits with equal `code` (and no uncommitted changes there) come from the same code: a long benchmark may finish over several sessions with
+`--resume` and still be figures of one code state.
+
 Every results writer under benchmarks/ stores `provenance()` in its JSON as "provenance" and puts
 `markdown_line(...)` in its Markdown, so a figure can be traced to the code that produced it.
 Reads git and /proc only; imports neither jax nor dcjax.
@@ -7,6 +13,7 @@ Reads git and /proc only; imports neither jax nor dcjax.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -14,6 +21,8 @@ import subprocess
 from typing import Any
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE_DIRS = ("dcjax", "configs", "benchmarks")
+RESULTS_DIR = "benchmarks/results/"
 
 
 def _git(repo: str, *args: str) -> str | None:
@@ -47,11 +56,19 @@ def _version(package: str) -> str | None:
 def provenance(repo: str = REPO_ROOT) -> dict[str, Any]:
     """{commit: the 40-hex HEAD sha of `repo` (None outside a git checkout), dirty: whether
     `git status --porcelain` lists anything, untracked files included (None without a commit),
-    cpu, cores, python, jax, jaxlib, utc: the time of the call}."""
+    code: 12 hex digits naming HEAD's files under `CODE_DIRS` (see the module docstring), code_dirty:
+    whether those files have uncommitted changes, cpu, cores, python, jax, jaxlib, utc: the time of the call}."""
     commit = _git(repo, "rev-parse", "HEAD")
     commit = commit.strip() if commit else None
     status = _git(repo, "status", "--porcelain") if commit else None
+    code, code_status = None, None
+    if commit:
+        listing = _git(repo, "ls-tree", "-r", "HEAD", "--", *CODE_DIRS) or ""
+        files = sorted(line for line in listing.splitlines() if not line.split("\t", 1)[-1].startswith(RESULTS_DIR))
+        code = hashlib.sha1("\n".join(files).encode()).hexdigest()[:12]
+        code_status = _git(repo, "status", "--porcelain", "--", *CODE_DIRS, f":(exclude){RESULTS_DIR}")
     return {"commit": commit, "dirty": None if status is None else bool(status.strip()),
+            "code": code, "code_dirty": None if code_status is None else bool(code_status.strip()),
             "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "jax": _version("jax"), "jaxlib": _version("jaxlib"),
             "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -66,6 +83,8 @@ def describe(record: dict[str, Any]) -> str:
                  f"results; whether the tree was clean was not recorded)")
     elif record.get("commit"):
         where = f"commit {record['commit']} ({'uncommitted changes' if record.get('dirty') else 'clean'})"
+        if record.get("code"):
+            where += f", code {record['code']}{' + uncommitted changes' if record.get('code_dirty') else ''}"
     else:
         where = "an unknown commit (not a git checkout)"
     return (f"{where} on {record.get('cpu', '?')}, {record.get('cores', '?')} cores; "

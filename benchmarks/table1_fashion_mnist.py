@@ -196,6 +196,10 @@ def markdown(d: dict) -> str:
     for resumed in d.get("resumed", []):
         where = (f"commit {resumed['machine']['commit']}" if "machine" in resumed
                  else describe(resumed["provenance"]))
+        code = resumed.get("provenance", {}).get("code")
+        if code:
+            same = code == d.get("provenance", {}).get("code") and not resumed["provenance"].get("code_dirty")
+            where += "; the same code as the first run" if same else "; NOT the code of the first run"
         lines[-1:-1] = [f"Resumed with `{d['command']} --resume` on {resumed['date']} ({where}): rows missing "
                         f"until then were computed then.  "]
     lines += [

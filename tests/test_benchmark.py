@@ -106,7 +106,8 @@ def test_provenance_names_the_commit_and_whether_the_tree_was_clean():
     json.dumps(record)
     line = provenance.markdown_line({"provenance": record})
     state = "uncommitted changes" if record["dirty"] else "clean"
-    assert line.startswith(f"Measured at commit {record['commit']} ({state}) on {record['cpu']}, ")
+    code = record["code"] + (" + uncommitted changes" if record["code_dirty"] else "")
+    assert line.startswith(f"Measured at commit {record['commit']} ({state}), code {code} on {record['cpu']}, ")
 
 
 def test_provenance_outside_a_git_checkout(tmp_path, monkeypatch):
@@ -128,6 +129,32 @@ def test_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
     assert provenance.provenance(str(tmp_path))["dirty"] is False
     (tmp_path / "b.txt").write_text("b")
     assert provenance.provenance(str(tmp_path))["dirty"] is True
+
+
+def test_code_hash_ignores_results_and_tests_but_not_library_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                                        *args], check=True, capture_output=True)
+
+    def commit(path, text):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        git("add", path)
+        git("commit", "-q", "-m", path)
+        return provenance.provenance(str(tmp_path))
+
+    git("init", "-q")
+    first = commit("dcjax/a.py", "a = 1")
+    assert first["code_dirty"] is False and re.fullmatch(r"[0-9a-f]{12}", first["code"])
+    results_only = commit("benchmarks/results/r.json", "{}")
+    tests_only = commit("tests/test_a.py", "")
+    assert results_only["commit"] != first["commit"] and results_only["code"] == tests_only["code"] == first["code"]
+    (tmp_path / "benchmarks/results/r.json").write_text("[]")
+    assert provenance.provenance(str(tmp_path))["code_dirty"] is False
+    (tmp_path / "dcjax/a.py").write_text("a = 2")
+    assert provenance.provenance(str(tmp_path))["code_dirty"] is True
+    assert commit("dcjax/a.py", "a = 2")["code"] != first["code"]
+    assert commit("configs/c.py", "")["code"] != first["code"]
 
 
 def test_results_measured_before_provenance_say_their_commit_came_from_git_history():
