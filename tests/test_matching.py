@@ -129,9 +129,10 @@ def test_image_gradient_matches_finite_differences():
             assert np.sum(grad * direction) == pytest.approx(numeric, rel=1e-5, abs=1e-8)
 
 
-@pytest.mark.parametrize("padding,channels", [(1, 3), (3, 3), (1, 8), (0, 8)])
+@pytest.mark.parametrize("padding,channels", [(3, 1), (1, 3), (3, 3), (1, 8), (0, 8)])
 def test_matmul_gradient_convolution_equals_xla_convolution(padding, channels):
-    # 3 input channels take the im2col path (3 * 9 <= 64), 8 the one-matmul-per-offset path.
+    # 3 input channels take the im2col path (3 * 9 <= 64), 8 the one-matmul-per-offset path; the
+    # input gradient is XLA's for 1 channel and the flipped-kernel convolution (on CPU) above it.
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
     x = jax.random.normal(keys[0], (2, 7, 7, channels))
     w = jax.random.normal(keys[1], (3, 3, channels, 4))
@@ -147,6 +148,22 @@ def test_matmul_gradient_convolution_equals_xla_convolution(padding, channels):
     # Second order (what the matching loss needs): gradient of a function of the weight gradient.
     second = {impl: jax.grad(lambda x: jnp.sum(jax.grad(loss(impl), 1)(x, w) ** 2))(x) for impl in ("matmul_grad", "xla")}
     np.testing.assert_allclose(second["matmul_grad"], second["xla"], rtol=1e-4, atol=1e-3)
+
+
+def test_second_order_through_two_convolutions_equals_xla():
+    # The matching loss differentiates a weight gradient w.r.t. the images; with two layers that
+    # derivative runs through the first layer's input gradient (the flipped-kernel form on CPU).
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    x = jax.random.normal(keys[0], (2, 6, 6, 4))
+    w1, w2 = jax.random.normal(keys[1], (3, 3, 4, 5)), jax.random.normal(keys[2], (3, 3, 5, 3))
+
+    def weight_grad_norm(impl):
+        def loss(x, w1, w2):
+            return jnp.sum(jnp.sin(conv2d(jnp.tanh(conv2d(x, w1, 1, 1, impl)), w2, 1, 1, impl)))
+        return lambda x: jnp.sum(jax.grad(loss, 1)(x, w1, w2) ** 2)
+
+    np.testing.assert_allclose(jax.grad(weight_grad_norm("matmul_grad"))(x), jax.grad(weight_grad_norm("xla"))(x),
+                               rtol=1e-4, atol=1e-3)
 
 
 def test_matmul_gradient_convolution_under_vmap_equals_per_example_gradients():
