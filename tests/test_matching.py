@@ -177,3 +177,17 @@ def test_matmul_gradient_convolution_under_vmap_equals_per_example_gradients():
     batched = jax.vmap(weight_grad("matmul_grad"))(xs)
     looped = jnp.stack([weight_grad("xla")(x) for x in xs])
     np.testing.assert_allclose(batched, looped, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_transposed_convolution_derivatives_equal_autodiff(padding):
+    # The CPU input gradient's own custom derivatives (a forward convolution in dy, a matmul weight
+    # gradient in the kernel) against JAX's autodiff of the same flipped-kernel convolution.
+    from dcjax.nets.layers import _flipped_kernel_conv, _transposed_conv
+    keys = jax.random.split(jax.random.PRNGKey(6), 2)
+    dy = jax.random.normal(keys[0], (2, 5, 5, 4))
+    w = jax.random.normal(keys[1], (3, 3, 6, 4))
+    for argnums in (0, 1):
+        custom = jax.grad(lambda dy, w: jnp.sum(jnp.sin(_transposed_conv(dy, w, padding))), argnums)(dy, w)
+        plain = jax.grad(lambda dy, w: jnp.sum(jnp.sin(_flipped_kernel_conv(dy, w, padding))), argnums)(dy, w)
+        np.testing.assert_allclose(custom, plain, rtol=1e-4, atol=1e-4)

@@ -123,30 +123,57 @@ def _matmul_grad_conv_fwd(x, kernel, padding):
     return _xla_conv(x, kernel, padding, 1), (x, kernel)
 
 
+def _flipped_kernel_conv(dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+    """conv(x, kernel, padding)'s input gradient for output gradient `dy`, as the forward convolution
+    of `dy` with the spatially flipped, in/out-transposed kernel."""
+    kh, kw = kernel.shape[:2]
+    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+    pads = [(kh - 1 - padding, kh - 1 - padding), (kw - 1 - padding, kw - 1 - padding)]
+    return lax.conv_general_dilated(dy, flipped, (1, 1), pads, dimension_numbers=_DIMENSION_NUMBERS)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _transposed_conv(dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+    return _flipped_kernel_conv(dy, kernel, padding)
+
+
+def _transposed_conv_fwd(dy, kernel, padding):
+    return _flipped_kernel_conv(dy, kernel, padding), (dy, kernel)
+
+
+def _transposed_conv_bwd(padding, residuals, dx_bar):
+    # <dx_bar, T_W(dy)> = <conv_W(dx_bar), dy>: the transpose in dy is the forward convolution, the
+    # derivative in W the forward convolution's weight gradient (both fast inside loops).
+    dy, kernel = residuals
+    return _xla_conv(dx_bar, kernel, padding, 1), _kernel_gradient(dx_bar, dy, padding, kernel.shape[:2])
+
+
+_transposed_conv.defvjp(_transposed_conv_fwd, _transposed_conv_bwd)
+
+
 def _input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
     """Input gradient of a stride-1 convolution of `x`: on CPU, for inputs of more than
-    _FLIPPED_KERNEL_MIN_CHANNELS channels, the forward convolution of `dy` with the spatially
-    flipped, in/out-transposed kernel; elsewhere XLA's own input gradient.
+    _FLIPPED_KERNEL_MIN_CHANNELS channels, `_transposed_conv` (a forward convolution with the flipped
+    kernel, whose own derivatives are a forward convolution and a matmul weight gradient);
+    elsewhere XLA's own input gradient.
 
     Both are the same sums. XLA:CPU runs its input-gradient convolution 3-5x slower inside a loop
     body (`lax.scan`) than outside one (measured 296 vs 72 ms for 100 16x16x128 maps; jax-ml/jax#12868),
     while a forward convolution runs at the same speed in and out of loops; every SGD step of the
-    inner network update and of evaluation runs inside such loops. For 1-channel inputs the
+    inner network update and of evaluation runs inside such loops, and so do the matching steps,
+    whose image gradient differentiates these input gradients once more. For 1-channel inputs the
     flipped form is the slower one (94 vs 16 ms in a loop), hence the channel threshold.
     """
     def xla_gradient(x, dy, kernel):
         _, vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, padding, 1), x)
         return vjp(dy)[0]
 
-    def flipped_kernel_conv(x, dy, kernel):
-        flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-        kh, kw = kernel.shape[:2]
-        pads = [(kh - 1 - padding, kh - 1 - padding), (kw - 1 - padding, kw - 1 - padding)]
-        return lax.conv_general_dilated(dy, flipped, (1, 1), pads, dimension_numbers=_DIMENSION_NUMBERS)
+    def flipped(x, dy, kernel):
+        return _transposed_conv(dy, kernel, padding)
 
     if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS:
         return xla_gradient(x, dy, kernel)
-    return lax.platform_dependent(x, dy, kernel, cpu=flipped_kernel_conv, default=xla_gradient)
+    return lax.platform_dependent(x, dy, kernel, cpu=flipped, default=xla_gradient)
 
 
 def _matmul_grad_conv_bwd(padding, residuals, dy):
