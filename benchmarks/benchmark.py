@@ -245,17 +245,19 @@ def measure_eval(case: Case) -> dict[str, Any]:
     module = _convnet(case)
     dataset = _random_dataset(case, train_per_class=case.ipc, test_size=EVAL_TEST_IMAGES)
     keys = jax.random.split(jax.random.PRNGKey(0), case.num_models)
+    networks = (keys, jnp.arange(case.num_models))
     recipe = EvalRecipe(epochs=case.epochs)
-    data_args = [dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test]
+    data_args = [dataset.x_train, dataset.y_train, ((dataset.x_test, dataset.y_test),)]
     options = _options(case.scheduler)
     if case.mode in ("vmap", "map"):
         run = evaluation_program(module, recipe, case.mode)
-        result = time_compiled(run, [keys] + data_args, case.repeats, options, case.compile_only)
+        result = time_compiled(run, [networks] + data_args, case.repeats, options, case.compile_only)
     elif case.mode == "sequential":
         def one_after_another(compiled, args):
-            return [_block(compiled(keys[i:i + 1], *args[1:])) for i in range(case.num_models)]
+            return [_block(compiled((keys[i:i + 1], networks[1][i:i + 1]), *args[1:])) for i in range(case.num_models)]
 
-        result = time_compiled(evaluation_program(module, recipe, "map"), [keys[:1]] + data_args, case.repeats,
+        result = time_compiled(evaluation_program(module, recipe, "map"), [(keys[:1], networks[1][:1])] + data_args,
+                               case.repeats,
                                options, case.compile_only, call=one_after_another)
     else:
         raise ValueError(f"eval mode must be vmap, map or sequential, got {case.mode!r}")

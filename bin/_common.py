@@ -46,6 +46,13 @@ def _exit_at_once_on_another_signal() -> None:
         signal.signal(signum, lambda s, frame: os._exit(128 + s))
 
 
+def default_workdir(config_argument: str) -> str:
+    """runs/<config file name>[_<its argument>]: configs/cifar10_ipc10.py -> runs/cifar10_ipc10."""
+    path, _, argument = config_argument.partition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join("runs", f"{name}_{argument}" if argument else name)
+
+
 def quiet_logging() -> None:
     """Log warnings and errors only, unless the user gave --verbosity (Orbax logs every save and
     load at INFO). Call it from `main`, after flags are parsed."""

@@ -6,10 +6,9 @@ configs/cpu_protocol.py:10); give --workdir for another. Running the same comman
 workdir resumes from the newest checkpoint. Every local device is used. For several hosts, start the
 same command once per host with --distributed (README: "Running on GPUs and Cloud TPU VMs").
 """
-import os
 import sys
 
-from _common import quiet_logging, run_guarded
+from _common import default_workdir, quiet_logging, run_guarded
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -21,13 +20,6 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Join a multi-process run
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (auto-detected on TPU VMs).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (auto-detected on TPU VMs).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (auto-detected on TPU VMs).")
-
-
-def default_workdir(config_argument: str) -> str:
-    """runs/<config file name>[_<its argument>]: configs/cifar10_ipc10.py -> runs/cifar10_ipc10."""
-    path, _, argument = config_argument.partition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
-    return os.path.join("runs", f"{name}_{argument}" if argument else name)
 
 
 def main(argv):

@@ -20,6 +20,9 @@ def get_config() -> ConfigDict:
     c.ipc = 1                         # images per class
     c.init = "noise"                  # noise | real
     c.seed = 0
+    # Training images held out (drawn by the seed) that condensing never sees: the validation split
+    # of architecture search (dcjax.data.hold_out; configs/nas_*.py set it). 0: none.
+    c.holdout = 0
     # Network used for matching.
     c.model = "ConvNet"
     # None: the family's default (ConvNet: width 128, depth from the image size, instance norm, relu, avg pool).
@@ -88,4 +91,36 @@ def paper_setting(dataset: str, ipc: int) -> ConfigDict:
     c.dataset, c.ipc = dataset, ipc
     if dataset == "mnist":
         c.eval.epochs = 1000
+    return c
+
+
+def nas_setting(dataset: str) -> ConfigDict:
+    """Architecture search (paper section 3.2, Table 4): the paper's 720-ConvNet space, proxies of 10
+    images per class trained 100 epochs, 5 networks per candidate, top 10 (`dcjax.apps.nas`).
+
+    `condense` is the condensation config of the dcjax proxy when `condensed_set` is unset; the
+    search sets its dataset, seed, ipc and holdout (the validation split) itself.
+    """
+    from dcjax.apps.search_space import PAPER_SPACE
+    c = ConfigDict()
+    c.dataset = dataset
+    c.data_dir = config_dict.placeholder(str)
+    c.data_source = "auto"
+    c.seed = 0
+    c.holdout = config_dict.placeholder(int)   # None: 5 000, or 10% of a smaller training set
+    c.space = ConfigDict(dict(PAPER_SPACE))   # tuples: --config.space.width='(32,64)' selects a sub-grid
+    c.proxies = ("random", "herding", "dcjax", "early_stopping")
+    c.ipc = 10
+    c.seeds = 5                 # networks per candidate and proxy
+    c.epochs = 100              # proxy training epochs (the recipe's E: E+1 are run, as in evaluation)
+    c.top_k = 10
+    c.ground_truth = "top_k"    # top_k: whole-set training of every proxy's top k | all: of every candidate
+    c.whole = ConfigDict({"epochs": 50, "seeds": 5})   # the paper does not state its whole-set epochs
+    c.recipe = ConfigDict({"batch_size": 256, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+                           "test_batch_size": 500, "parallel": "auto", "augmentation": "none"})
+    # Herding's feature network, trained on the training split (dcjax.baselines; paper: unstated).
+    c.herding = ConfigDict({"model": "ConvNet", "width": config_dict.placeholder(int), "epochs": 20})
+    c.condensed_set = config_dict.placeholder(str)   # a saved set to use as the dcjax proxy
+    c.condense = paper_setting(dataset, 10)
+    c.condense.eval.num_models = 0
     return c

@@ -335,7 +335,12 @@ def _host_images(state: CondenseState, layout: ClassLayout) -> np.ndarray:
     return layout.unpad(to_host(state.images))
 
 
+# Config fields added after runs may have been checkpointed, with the value that means "as before".
+_ADDED_FIELDS = {"holdout": 0}
+
+
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: str) -> None:
+    saved = {**_ADDED_FIELDS, **saved}
     changed = sorted(k for k in set(saved) | set(current)
                      if k not in RESUMABLE_FIELDS and saved.get(k) != current.get(k))
     if changed:

@@ -53,6 +53,8 @@ def run_setting(config: Any) -> tuple[Any, nn.Module, Any]:
     from dcjax.sharding import class_layout
     validate(config)
     dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
+    if config.get("holdout"):
+        dataset, _ = data_lib.hold_out(dataset, int(config.holdout), root_keys(config.seed)["holdout"])
     return (dataset, model_from_config(config, dataset.num_classes, dataset.image_shape),
             class_layout(config, dataset.num_classes))
 
@@ -65,9 +67,10 @@ def net_overrides(config: Any, model: str) -> dict[str, Any]:
 
 
 def root_keys(seed: int) -> dict[str, jax.Array]:
-    """Independent keys for initialisation, iterations and evaluation, all from the seed."""
+    """Independent keys for initialisation, iterations, evaluation and the held-out validation
+    split (`config.holdout`), all from the seed."""
     root = jax.random.PRNGKey(seed)
-    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "iterations", "eval"))}
+    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "iterations", "eval", "holdout"))}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -79,6 +82,8 @@ def validate(config: Any) -> None:
     """Raise ConfigError naming the first field with an unusable value."""
     _require(isinstance(config.ipc, int) and config.ipc >= 1,
              f"config.ipc must be an integer >= 1, got {config.ipc!r}")
+    _require(isinstance(config.get("holdout", 0), int) and config.get("holdout", 0) >= 0,
+             f"config.holdout must be an integer >= 0, got {config.get('holdout')!r}")
     _require(config.num_iterations >= 0,
              f"config.num_iterations must be >= 0, got {config.num_iterations}")
     for field in ("lr_img", "lr_net"):

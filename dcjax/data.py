@@ -169,15 +169,51 @@ def from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any,
     for x in (x_train, x_test):  # in place, float32
         x -= np.asarray(mean, np.float32)
         x /= np.asarray(std, np.float32)
-    order = np.argsort(y_train, kind="stable")
-    starts = np.cumsum(counts) - counts
-    index = np.zeros((num_classes, counts.max()), np.int32)
-    index[y_train[order], np.arange(len(order)) - starts[y_train[order]]] = order
+    index = _class_index(y_train, counts)
     put = jax.device_put  # one host->device copy each (much faster than jnp.asarray for big arrays)
     return Dataset(x_train=put(x_train), y_train=put(y_train.astype(np.int32)), x_test=put(x_test),
                    y_test=put(y_test.astype(np.int32)), class_index=put(index),
                    class_counts=put(counts.astype(np.int32)), name=name, mean=mean, std=std,
                    class_names=tuple(map(str, class_names)))
+
+
+def _class_index(y_train: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(num_classes, max count) int32: row c lists the training indices of class c, padded with 0."""
+    order = np.argsort(y_train, kind="stable")
+    starts = np.cumsum(counts) - counts
+    index = np.zeros((len(counts), counts.max()), np.int32)
+    index[y_train[order], np.arange(len(order)) - starts[y_train[order]]] = order
+    return index
+
+
+def default_holdout(num_train: int) -> int:
+    """The validation split architecture search holds out: 5 000 training images (the paper's, of
+    CIFAR-10's 50 000), or 10% of a training set smaller than 50 000."""
+    return 5000 if num_train >= 50000 else num_train // 10
+
+
+def hold_out(dataset: Dataset, size: int, key: jax.Array) -> tuple[Dataset, tuple[jax.Array, jax.Array]]:
+    """(the dataset without `size` training images drawn uniformly by `key`, (those images, labels)).
+
+    The held-out images are a validation split no proxy set, condensation or training of the rest
+    sees; the same (size, key) always holds out the same images. The rest keeps the dataset's
+    normalisation and test split.
+    """
+    num_train = int(dataset.x_train.shape[0])
+    if not 1 <= size < num_train:
+        raise ConfigError(f"cannot hold out {size} of {dataset.name}'s {num_train} training images; "
+                          f"choose a holdout size from 1 to {num_train - 1}")
+    held = np.asarray(jax.random.permutation(key, num_train)[:size])
+    keep = np.setdiff1d(np.arange(num_train), held)
+    y_rest = np.asarray(dataset.y_train)[keep]
+    counts = np.bincount(y_rest, minlength=dataset.num_classes)
+    if (counts == 0).any():
+        raise ConfigError(f"holding out {size} of {dataset.name}'s training images leaves classes "
+                          f"{np.flatnonzero(counts == 0).tolist()} without training images; hold out fewer")
+    rest = dataset.replace(x_train=dataset.x_train[keep], y_train=jnp.asarray(y_rest),
+                           class_index=jnp.asarray(_class_index(y_rest, counts)),
+                           class_counts=jnp.asarray(counts.astype(np.int32)))
+    return rest, (dataset.x_train[held], dataset.y_train[held])
 
 
 @functools.partial(jax.jit, static_argnames="n")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -39,6 +39,8 @@ from dcjax.training import accuracy, train_epochs
 
 # (network index, epochs done) -> None: told as evaluation networks train (see `evaluate`).
 Progress = Callable[[int, int], None]
+# (key, images, labels, network number) -> trained variables (see `score_networks`).
+Trainer = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,40 +167,80 @@ def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_t
     called from the running program as networks train (about 50 times per network). The wait for
     the result returns to Python regularly, so Ctrl-C stops an evaluation at once.
     """
+    return score_networks(module, images, labels, ((x_test, y_test),), key, num_models, recipe, mesh,
+                          progress)[:, 0]
+
+
+def score_networks(module: nn.Module, images: Any, labels: Any, test_sets: Sequence[tuple[jax.Array, jax.Array]],
+                   key: jax.Array, num_models: int, recipe: EvalRecipe = EvalRecipe(),
+                   mesh: Mesh | None = None, progress: Progress | None = None,
+                   trainer: Trainer | None = None) -> np.ndarray:
+    """Accuracies (num_models, len(test_sets)) of `num_models` networks trained on (images, labels)
+    as `evaluate` trains them, each scored on every (x, y) of `test_sets` (e.g. a validation and a
+    test split). `trainer(key, images, labels, network) -> variables` replaces the recipe's
+    training (`train_network`) when given; it must be hashable (compiled programs are cached by it).
+    """
     keys = jax.random.split(key, num_models)
-    parallel = recipe.parallel
-    if parallel == "auto":
-        parallel = "map" if jax.default_backend() == "cpu" else "vmap"
+    parallel = resolve_parallel(recipe.parallel)
     images = jnp.asarray(images, jnp.float32)
     labels = jnp.asarray(labels, jnp.int32)
+    test_sets = tuple((jnp.asarray(x), jnp.asarray(y)) for x, y in test_sets)
     networks = (keys, jnp.arange(num_models))
     if progress is not None:
         _progress_listeners.append(progress)
     try:
         if mesh is None or mesh.devices.size == 1:
-            accs = _train_and_test_all(module, recipe, parallel)(networks, images, labels, x_test, y_test)
+            accs = _train_and_test_all(module, recipe, parallel, trainer)(networks, images, labels, test_sets)
         else:
-            program = _train_and_test_sharded(module, recipe, parallel, mesh, num_models)
-            accs = program(*put_replicated((networks, images, labels, x_test, y_test), mesh))
+            program = _train_and_test_sharded(module, recipe, parallel, mesh, num_models, trainer)
+            accs = program(*put_replicated((networks, images, labels, test_sets), mesh))
         return to_host(wait_until_ready(accs))
     finally:
         if progress is not None:
             _progress_listeners.remove(progress)
 
 
-def evaluation_program(module: nn.Module, recipe: EvalRecipe, parallel: str):
-    """((keys, network numbers), images, labels, x_test, y_test) -> accuracies of len(keys)
-    networks, before `jit`."""
-    def run(networks: tuple[jax.Array, jax.Array], images: jax.Array, labels: jax.Array, x_test: jax.Array,
-            y_test: jax.Array) -> jax.Array:
+def scoring_program(module: nn.Module, recipe: EvalRecipe, trainer: Trainer | None = None) -> Callable:
+    """The compiled one-device program of `score_networks` (cached): ((keys, network numbers),
+    images, labels, test_sets) -> accuracies, for callers that place its inputs themselves (e.g. one
+    program per device at once). It does not wait for its result."""
+    return _train_and_test_all(module, recipe, resolve_parallel(recipe.parallel), trainer)
+
+
+def release_programs() -> None:
+    """Forget the compiled evaluation programs (computations in flight keep theirs): for callers
+    that evaluate many different networks once each, such as architecture search."""
+    _train_and_test_all.cache_clear()
+    _train_and_test_sharded.cache_clear()
+
+
+def resolve_parallel(parallel: str) -> str:
+    """'auto' as the backend wants it ('map' on CPU, 'vmap' elsewhere); other modes unchanged."""
+    if parallel == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return parallel
+
+
+def evaluation_program(module: nn.Module, recipe: EvalRecipe, parallel: str, trainer: Trainer | None = None):
+    """((keys, network numbers), images, labels, test_sets) -> accuracies (len(keys), len(test_sets))
+    of networks trained by `trainer` (default: `train_network` with `recipe`), before `jit`."""
+    def train(key, images, labels, network):
+        if trainer is not None:
+            return trainer(key, images, labels, network)
+        return train_network(module, recipe, key, images, labels, network)
+
+    def scores(variables, test_sets):
+        return jnp.stack([accuracy(module.apply, variables, x, y, recipe.test_batch_size) for x, y in test_sets])
+
+    def run(networks: tuple[jax.Array, jax.Array], images: jax.Array, labels: jax.Array,
+            test_sets: tuple[tuple[jax.Array, jax.Array], ...]) -> jax.Array:
         if parallel == "map":
-            return jax.lax.map(lambda n: train_and_test(module, recipe, n[0], images, labels, x_test, y_test, n[1]),
-                               networks)
+            return jax.lax.map(lambda n: scores(train(n[0], images, labels, n[1]), test_sets), networks)
         # The networks train together; their test passes run one network at a time, since N
         # networks' activations on a 500-image test batch at once (20 ConvNet-128: ~5 GB per
         # layer) is what exhausted memory when the whole program was vmapped.
-        variables = jax.vmap(lambda n: train_network(module, recipe, n[0], images, labels, n[1]))(networks)
-        return jax.lax.map(lambda v: accuracy(module.apply, v, x_test, y_test, recipe.test_batch_size), variables)
+        variables = jax.vmap(lambda n: train(n[0], images, labels, n[1]))(networks)
+        return jax.lax.map(lambda v: scores(v, test_sets), variables)
 
     return run
 
@@ -216,12 +258,14 @@ def evaluate_set(images: Any, labels: Any, test_set: tuple[jax.Array, jax.Array]
 
 
 @functools.lru_cache(maxsize=None)
-def _train_and_test_all(module: nn.Module, recipe: EvalRecipe, parallel: str):
+def _train_and_test_all(module: nn.Module, recipe: EvalRecipe, parallel: str, trainer: Trainer | None):
     """The compiled evaluation of a (network, recipe, mode): repeated evaluations of a run reuse it."""
-    return compilation.jit(evaluation_program(module, recipe, parallel))
+    return compilation.jit(evaluation_program(module, recipe, parallel, trainer))
 
 
 @functools.lru_cache(maxsize=None)
-def _train_and_test_sharded(module: nn.Module, recipe: EvalRecipe, parallel: str, mesh: Mesh, num_models: int):
+def _train_and_test_sharded(module: nn.Module, recipe: EvalRecipe, parallel: str, mesh: Mesh, num_models: int,
+                            trainer: Trainer | None):
     """As `_train_and_test_all`, with the networks split over the devices of `mesh`."""
-    return compilation.jit(shard_over_devices(evaluation_program(module, recipe, parallel), mesh, num_models))
+    return compilation.jit(shard_over_devices(evaluation_program(module, recipe, parallel, trainer), mesh,
+                                              num_models))

@@ -121,3 +121,28 @@ def test_sharded_evaluation_equals_one_device(dataset):
     assert sharded.shape == (5,)
     np.testing.assert_allclose(sharded, single, atol=1e-6)
     assert len(set(np.round(single, 6))) > 1   # five different networks, not one repeated
+
+
+def test_architecture_search_spreads_candidates_over_devices_with_one_device_scores(tmp_path):
+    from test_nas import toy_config
+    from dcjax.apps import nas
+    config = toy_config(tmp_path, proxies=("random", "early_stopping"))
+    config.space.norm, config.top_k = ("none",), 2   # 2 candidates: 2 x 2 proxy trainings, 2 whole-set ones
+    config.ground_truth = "all"
+    launched_on = []
+    real_launch = nas.DeviceQueue.launch
+
+    def recording_launch(self, tag, program, args):
+        launched_on.append(self.devices[self._next % len(self.devices)])
+        return real_launch(self, tag, program, args)
+
+    nas.DeviceQueue.launch = recording_launch
+    try:
+        spread = nas.search(config, str(tmp_path / "eight"), visible=False)
+    finally:
+        nas.DeviceQueue.launch = real_launch
+    assert len(launched_on) == len(set(launched_on)) == 6   # 6 trainings went to 6 devices
+    one = nas.search(config, str(tmp_path / "one"), visible=False, devices=jax.devices()[:1])
+    for name, scores in one["scores"].items():
+        for proxy, values in scores.items():
+            np.testing.assert_allclose(spread["scores"][name][proxy], values, atol=1e-6)

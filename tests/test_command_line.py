@@ -31,7 +31,7 @@ def test_without_workdir_a_run_goes_to_runs_config_name_and_says_so(tmp_path):
 def test_default_workdir_names_the_config_and_its_argument():
     sys.path.insert(0, os.path.join(REPO, "bin"))
     try:
-        from condense import default_workdir
+        from _common import default_workdir
     finally:
         sys.path.pop(0)
     assert default_workdir("configs/cifar10_ipc10.py") == os.path.join("runs", "cifar10_ipc10")

@@ -36,7 +36,7 @@ def test_vmapped_networks_equal_networks_trained_one_after_another():
     in_turn = evaluate(module, x, y, xt, yt, key, 3, EvalRecipe(parallel="map", **recipe))
     np.testing.assert_allclose(together, in_turn, atol=1 / 60 + 1e-6)
     assert together.mean() > 0.9   # an easy problem is learnt
-    compiled = _train_and_test_all(module, EvalRecipe(parallel="map", **recipe), "map")
+    compiled = _train_and_test_all(module, EvalRecipe(parallel="map", **recipe), "map", None)
     assert compiled._cache_size() == 1
     again = evaluate(module, x, y, xt, yt, key, 3, EvalRecipe(parallel="map", **recipe))
     np.testing.assert_array_equal(again, in_turn)
