@@ -11,8 +11,8 @@ ipc-10 setting, on the 45 000 images), unless --config.condensed_set names a sav
 
 Budget: 4 x 720 x 5 = 14 400 proxy trainings of 101 SGD steps each, up to 40 x 5 whole-set
 trainings of 50 epochs, and one condensation; the paper reports 18.8 minutes per proxy and 8604
-minutes for whole-set training of all 720 on a GTX 1080 Ti. Not measured with dcjax on an
-accelerator yet; the CPU-budget figures are in benchmarks/results/nas_fashion_mnist.md.
+minutes for whole-set training of all 720 on a GTX 1080 Ti. Not measured with dcjax yet (it needs
+an accelerator); the reduced CPU budget is configs/nas_fashion_mnist_cpu.py.
 
 Paper's figures (Table 4): best selected architecture 76.2 / 76.2 / 84.5 / 84.5 % (random,
 herding, dcjax, early stopping) against 85.9 % for whole-set search; Spearman's rho of the top 10

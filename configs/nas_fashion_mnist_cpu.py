@@ -9,8 +9,9 @@ pooling avg/max) instead of 720; proxies of 10 images per class trained 100 epoc
 candidate; top 5; whole-set training 3 epochs x 2 networks of every candidate (ground truth 'all',
 so the rank correlation over the whole sub-grid is reported too); herding's feature network ConvNet
 width 32, 2 epochs; the dcjax proxy condensed by the search with the CPU protocol's ipc-10 setting
-(K=10, batch_real 64) on the training split. Figures, command and wall time:
-benchmarks/results/nas_fashion_mnist.md.
+(K=10, batch_real 64) on the training split. `python -m benchmarks.nas_fashion_mnist` runs it and
+writes its figures, command and wall time to benchmarks/results/nas_fashion_mnist.md; not run yet
+(hours on a 2-core CPU: the budget above is a first guess, to be cut to what such a run finishes).
 """
 from configs import common, cpu_protocol
 
