@@ -38,7 +38,13 @@ def test_every_config_file_is_valid():
         if name in ("__init__", "common"):
             continue
         module = importlib.import_module(f"configs.{name}")
-        validate(module.get_config())
+        config = module.get_config()
+        if name.startswith("nas_"):   # a search config: its own checks, and its condensation config's
+            from dcjax.apps import nas
+            from dcjax.apps.search_space import grid
+            nas.validate(config, len(grid(config.space)))
+            config = config.condense
+        validate(config)
 
 
 @pytest.mark.parametrize("field,value,message", [
