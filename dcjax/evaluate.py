@@ -148,14 +148,6 @@ def train_network(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train
     return variables
 
 
-def train_and_test(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train: jax.Array,
-                   y_train: jax.Array, x_test: jax.Array, y_test: jax.Array,
-                   network: jax.Array | int = 0) -> jax.Array:
-    """Train one freshly initialised `module` on (x_train, y_train); its test accuracy."""
-    variables = train_network(module, recipe, key, x_train, y_train, network)
-    return accuracy(module.apply, variables, x_test, y_test, recipe.test_batch_size)
-
-
 def evaluate(module: nn.Module, images: Any, labels: Any, x_test: jax.Array, y_test: jax.Array,
              key: jax.Array, num_models: int, recipe: EvalRecipe = EvalRecipe(),
              mesh: Mesh | None = None, progress: Progress | None = None) -> np.ndarray:

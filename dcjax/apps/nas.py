@@ -135,9 +135,6 @@ class ResultsLog:
                 except json.JSONDecodeError:
                     continue   # the line a kill cut short
                 self.rows[row["proxy"], row["architecture"]] = row
-            if first is not None:
-                self._rewrite_clean(header)
-                return
         self._rewrite_clean(header)
 
     def _rewrite_clean(self, header: dict[str, Any]) -> None:
