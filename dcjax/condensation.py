@@ -179,8 +179,10 @@ RESUMABLE_FIELDS = ("num_iterations", "checkpoint_every", "log_every", "eval_eve
                     "data_dir", "class_parallel", "class_chunk", "mesh")
 
 
-def condense(config: Any, workdir: str) -> SyntheticSet:
+def condense(config: Any, workdir: str, dataset: data_lib.Dataset | None = None) -> SyntheticSet:
     """Learn the synthetic set `config` asks for in `workdir`, resuming from its newest checkpoint.
+    `dataset` replaces the config's data when given (the applications condense datasets they
+    prepared: a continual-learning task resized, a class subset).
 
     Writes `checkpoints/`, `synthetic/` (the finished set), `images/` (PNG grids), `metrics.jsonl`
     and `summary.json` (condensation figures); returns the set. With `config.eval_every`, sets along
@@ -188,7 +190,7 @@ def condense(config: Any, workdir: str) -> SyntheticSet:
     process 0 alone holds the workdir's lock and writes logs and pictures, all take part in Orbax's
     checkpoint and set writes.
     """
-    dataset, module, layout = run_setting(config)
+    dataset, module, layout = run_setting(config, dataset)
     check_fits(config, dataset, module, layout)
     with WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
         return _condense_locked(config, workdir, dataset, module, layout)

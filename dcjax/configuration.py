@@ -46,13 +46,15 @@ def model_from_config(config: Any, num_classes: int, image_shape: tuple[int, ...
     return get_model(config.model, num_classes, tuple(image_shape), **overrides)
 
 
-def run_setting(config: Any) -> tuple[Any, nn.Module, Any]:
+def run_setting(config: Any, dataset: Any = None) -> tuple[Any, nn.Module, Any]:
     """(dataset, condensing network, device layout) of a validated condensation config: what both
-    stages of a run, condensing and evaluating, start from."""
+    stages of a run, condensing and evaluating, start from. `dataset`, if given, is used instead of
+    loading the config's (e.g. a task of continual learning, resized)."""
     from dcjax import data as data_lib
     from dcjax.sharding import class_layout
     validate(config)
-    dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
+    if dataset is None:
+        dataset = data_lib.load(config.dataset, config.get("data_dir"), config.data_source)
     if config.get("holdout"):
         dataset, _ = data_lib.hold_out(dataset, int(config.holdout), root_keys(config.seed)["holdout"])
     return (dataset, model_from_config(config, dataset.num_classes, dataset.image_shape),

@@ -216,6 +216,57 @@ def hold_out(dataset: Dataset, size: int, key: jax.Array) -> tuple[Dataset, tupl
     return rest, (dataset.x_train[held], dataset.y_train[held])
 
 
+def resize(dataset: Dataset, image_shape: Sequence[int]) -> Dataset:
+    """The dataset with every image resized to `image_shape` (H, W, C): bilinear (antialiased when
+    shrinking) in the normalised space, grey-scale repeated into C channels, as continual learning
+    puts SVHN, MNIST and USPS at 32x32 RGB. Normalisation is kept (the resize is an average of
+    pixels, so it commutes with the per-channel affine normalisation); returns `dataset` itself
+    when the shape is already right. DataError for channels that cannot be converted."""
+    height, width, channels = (int(v) for v in image_shape)
+    have = dataset.image_shape
+    if min(height, width, channels) < 1:
+        raise DataError(f"cannot resize {dataset.name} to {tuple(image_shape)}: sizes must be >= 1")
+    if have[2] not in (1, channels):
+        raise DataError(f"cannot turn {dataset.name}'s {have[2]}-channel images into {channels}-channel ones "
+                        f"(only 1 -> C by repetition); choose an image shape with {have[2]} channels")
+    if tuple(have) == (height, width, channels):
+        return dataset
+
+    @jax.jit
+    def convert(x: jax.Array) -> jax.Array:
+        x = jax.image.resize(x, (x.shape[0], height, width, x.shape[3]), "bilinear")
+        return jnp.repeat(x, channels // x.shape[3], axis=3)
+
+    def convert_all(x: jax.Array, chunk: int = 8192) -> jax.Array:
+        return jnp.concatenate([convert(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)])
+
+    repeat = channels // have[2]
+    return dataset.replace(x_train=convert_all(dataset.x_train), x_test=convert_all(dataset.x_test),
+                           mean=dataset.mean * repeat, std=dataset.std * repeat)
+
+
+def class_subset(dataset: Dataset, classes: Sequence[int]) -> Dataset:
+    """The dataset restricted to `classes` (training and test images), relabelled 0..len-1 in the
+    order given: class `classes[i]` becomes label i. Normalisation is kept."""
+    classes = [int(c) for c in classes]
+    if not classes or len(set(classes)) != len(classes) or not all(0 <= c < dataset.num_classes for c in classes):
+        raise ConfigError(f"a class subset of {dataset.name} needs distinct classes in 0..{dataset.num_classes - 1}, "
+                          f"got {classes}")
+    relabel = np.full(dataset.num_classes, -1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+    parts = []
+    for x, y in ((dataset.x_train, dataset.y_train), (dataset.x_test, dataset.y_test)):
+        new = relabel[np.asarray(y)]
+        keep = np.flatnonzero(new >= 0)
+        parts += [x[jnp.asarray(keep)], new[keep]]
+    counts = np.bincount(parts[1], minlength=len(classes))
+    return dataset.replace(x_train=parts[0], y_train=jnp.asarray(parts[1], jnp.int32), x_test=parts[2],
+                           y_test=jnp.asarray(parts[3], jnp.int32),
+                           class_index=jnp.asarray(_class_index(parts[1], counts)),
+                           class_counts=jnp.asarray(counts.astype(np.int32)),
+                           class_names=tuple(dataset.class_names[c] for c in classes))
+
+
 @functools.partial(jax.jit, static_argnames="n")
 def sample_class_indices(key: jax.Array, class_index: jax.Array, class_counts: jax.Array,
                          n: int) -> jax.Array:

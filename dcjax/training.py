@@ -51,8 +51,11 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def sgd_step(apply_fn: Callable, tx: optax.GradientTransformation, variables: PyTree,
-             opt_state: PyTree, x: jax.Array, y: jax.Array) -> tuple[PyTree, PyTree, jax.Array]:
-    """One optimiser step on a batch in training mode; batch statistics are updated if present."""
+             opt_state: PyTree, x: jax.Array, y: Any,
+             loss: Callable[[jax.Array, Any], jax.Array] = cross_entropy) -> tuple[PyTree, PyTree, jax.Array]:
+    """One optimiser step on a batch in training mode; batch statistics are updated if present.
+    `loss(logits, y)` is the objective (default: cross-entropy with integer labels `y`; `y` may be
+    any pytree the loss reads, e.g. labels and a teacher's logits for distillation)."""
     params, others = variables["params"], {k: v for k, v in variables.items() if k != "params"}
 
     def loss_fn(p):
@@ -60,12 +63,12 @@ def sgd_step(apply_fn: Callable, tx: optax.GradientTransformation, variables: Py
             logits, updated = apply_fn({"params": p, **others}, x, train=True, mutable=["batch_stats"])
         else:
             logits, updated = apply_fn({"params": p, **others}, x, train=True), {}
-        return cross_entropy(logits, y), updated
+        return loss(logits, y), updated
 
-    (loss, updated), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    (value, updated), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     new_variables = {**others, **updated, "params": optax.apply_updates(params, updates)}
-    return new_variables, opt_state, loss
+    return new_variables, opt_state, value
 
 
 def train_epochs(apply_fn: Callable, tx: optax.GradientTransformation, variables: PyTree,

@@ -243,7 +243,7 @@ def test_a_search_with_other_settings_refuses_the_workdir(finished_search, tmp_p
     config, workdir, _ = finished_search
     other = toy_config(tmp_path)
     other.seeds = 3
-    with pytest.raises(ConfigError, match="holds a search with other settings"):
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
         nas.search(other, workdir, visible=False)
 
 

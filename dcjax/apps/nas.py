@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
@@ -54,6 +53,7 @@ from dcjax.evaluate import EvalRecipe, release_programs, scoring_program
 from dcjax.sharding import to_host
 from dcjax.support.files import atomic_path, write_json, write_text
 from dcjax.support.progress import progress
+from dcjax.support.results_log import ResultsLog
 from dcjax.support.signals import wait_until_ready
 from dcjax.synthetic_set import SyntheticSet, load_synthetic, save_synthetic
 from dcjax.training import sgd_step
@@ -103,56 +103,6 @@ def search_fingerprint(config: Any) -> dict[str, Any]:
     keep = ("dataset", "seed", "holdout", "ipc", "seeds", "epochs", "condensed_set")
     return {**{k: config.get(k) for k in keep}, "recipe": config.recipe.to_dict(), "whole": config.whole.to_dict(),
             "herding": config.herding.to_dict()}
-
-
-# ----------------------------------------------------------------------------- results log
-
-class ResultsLog:
-    """Finished (proxy, candidate) scores, one JSON line each, appended and flushed at once.
-
-    A line cut short by a kill is ignored on reading (that candidate trains again); a log written
-    under another search fingerprint is refused rather than mixed.
-    """
-
-    def __init__(self, workdir: str, fingerprint: dict[str, Any]):
-        self.path = os.path.join(workdir, RESULTS_LOG)
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-        os.makedirs(workdir, exist_ok=True)
-        header = {"fingerprint": fingerprint}
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                lines = f.read().splitlines()
-            try:
-                first = json.loads(lines[0]) if lines else None
-            except json.JSONDecodeError:
-                first = None
-            if first is not None and first.get("fingerprint") != json.loads(json.dumps(fingerprint)):
-                raise ConfigError(f"{self.path} holds a search with other settings ({first.get('fingerprint')}); "
-                                  f"use the original config or a new --workdir")
-            for line in lines[1:]:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue   # the line a kill cut short
-                self.rows[row["proxy"], row["architecture"]] = row
-        self._rewrite_clean(header)
-
-    def _rewrite_clean(self, header: dict[str, Any]) -> None:
-        """The header and every complete row, without a torn last line, written atomically."""
-        with atomic_path(self.path) as tmp, open(tmp, "w") as f:
-            f.write(json.dumps(header) + "\n")
-            for row in self.rows.values():
-                f.write(json.dumps(row) + "\n")
-
-    def done(self, proxy: str, architecture: Architecture) -> bool:
-        return (proxy, architecture.name) in self.rows
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.rows[row["proxy"], row["architecture"]] = row
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
 
 
 # ----------------------------------------------------------------------------- proxies
@@ -337,7 +287,7 @@ def search(config: Any, workdir: str, visible: bool = True, devices: list[Any] |
     holdout = config.get("holdout") or data_lib.default_holdout(int(dataset.x_train.shape[0]))
     train, (x_val, y_val) = data_lib.hold_out(dataset, holdout, root_keys(config.seed)["holdout"])
     data_lib.check_batch_size(train, config.ipc, field="ipc")
-    log = ResultsLog(workdir, search_fingerprint(config))
+    log = ResultsLog(os.path.join(workdir, RESULTS_LOG), search_fingerprint(config), ("proxy", "architecture"))
     start = time.time()
     proxies = build_proxies(config, train, holdout, workdir)
     proxy_seconds = time.time() - start
@@ -355,7 +305,7 @@ def search(config: Any, workdir: str, visible: bool = True, devices: list[Any] |
     # Candidate by candidate, so that the proxies of one candidate share its compiled program
     # (random, herding and dcjax sets have one shape) and the programs of finished candidates can
     # be dropped (720 candidates' executables would not fit in memory).
-    todo = [(p.name, arch) for arch in candidates for p in proxies if not log.done(p.name, arch)]
+    todo = [(p.name, arch) for arch in candidates for p in proxies if not log.done(p.name, arch.name)]
     total_proxy_jobs = len(proxies) * len(candidates)
     display = progress("searching", "candidate", total_proxy_jobs - len(todo), total_proxy_jobs,
                        max(1, total_proxy_jobs // 20), visible)
@@ -385,7 +335,7 @@ def search(config: Any, workdir: str, visible: bool = True, devices: list[Any] |
     display.close()
 
     whole_names = whole_set_candidates(config, candidates, log, [p.name for p in proxies])
-    whole_todo = [a for a in candidates if a.name in whole_names and not log.done(WHOLE, a)]
+    whole_todo = [a for a in candidates if a.name in whole_names and not log.done(WHOLE, a.name)]
     display = progress("whole-set training", "candidate", len(whole_names) - len(whole_todo), len(whole_names),
                        1, visible)
     for arch in whole_todo:
