@@ -44,6 +44,11 @@ def test_every_config_file_is_valid():
             from dcjax.apps.search_space import grid
             nas.validate(config, len(grid(config.space)))
             config = config.condense
+        elif name.startswith("continual_"):   # a continual-learning config: its protocol's checks too
+            from dcjax.apps import class_incremental, continual
+            protocol = class_incremental if config.protocol == "class_incremental" else continual
+            protocol.validate(config)
+            config = config.condense
         validate(config)
 
 
