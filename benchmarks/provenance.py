@@ -55,12 +55,15 @@ def _version(package: str) -> str | None:
 
 def provenance(repo: str = REPO_ROOT) -> dict[str, Any]:
     """{commit: the 40-hex HEAD sha of `repo` (None outside a git checkout), dirty: whether
-    `git status --porcelain` lists anything, untracked files included (None without a commit),
+    `git status --porcelain` lists anything outside benchmarks/results/, untracked files included
+    (None without a commit),
     code: 12 hex digits naming HEAD's files under `CODE_DIRS` (see the module docstring), code_dirty:
     whether those files have uncommitted changes, cpu, cores, python, jax, jaxlib, utc: the time of the call}."""
     commit = _git(repo, "rev-parse", "HEAD")
     commit = commit.strip() if commit else None
-    status = _git(repo, "status", "--porcelain") if commit else None
+    # Results files are what benchmarks write: a benchmark's second row must not call the tree dirty
+    # because of its own first row.
+    status = _git(repo, "status", "--porcelain", "--", ".", f":(exclude){RESULTS_DIR}") if commit else None
     code, code_status = None, None
     if commit:
         listing = _git(repo, "ls-tree", "-r", "HEAD", "--", *CODE_DIRS) or ""

@@ -127,6 +127,9 @@ def test_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
     git("add", "a.txt")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a")
     assert provenance.provenance(str(tmp_path))["dirty"] is False
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "r.md").write_text("a benchmark's own output")
+    assert provenance.provenance(str(tmp_path))["dirty"] is False
     (tmp_path / "b.txt").write_text("b")
     assert provenance.provenance(str(tmp_path))["dirty"] is True
 
