@@ -18,8 +18,9 @@ _SETS = flags.DEFINE_multi_string("set", None, "A saved set (repeat the flag for
 _MODELS = flags.DEFINE_list("models", ["ConvNet"], "Evaluation architectures (get_model names).")
 _NUM_MODELS = flags.DEFINE_integer("num_models", 5, "Networks trained per set and architecture.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs (the reference runs epochs + 1); default: the set's recipe.")
-_AUGMENTATION = flags.DEFINE_string("augmentation", None, "none, or ops joined by '_' (crop, scale, rotate, noise); "
-                                    "default: the set's recipe.")
+_AUGMENTATION = flags.DEFINE_string("augmentation", None, "none, ops joined by '_' (crop, scale, rotate, noise), or "
+                                    "dsa (DSA's DiffAugment; dsa:<ops> for other ops from color, crop, "
+                                    "cutout, flip, scale, rotate); default: the set's recipe.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Training batch size; default: the set's recipe.")
 _LR = flags.DEFINE_float("lr", None, "Initial learning rate (x0.1 after epochs // 2 + 1); default: the set's recipe.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the networks' keys.")
@@ -31,13 +32,15 @@ _OUT = flags.DEFINE_string("out", None, "Directory for the results (default: nex
 def main(argv):
     del argv
     quiet_logging()
-    from dcjax import augment, evaluation_report
+    from dcjax import evaluation_report
+    from dcjax.evaluate import check_augmentation
 
     def work():
         changes = {name: flag.value for name, flag in (("epochs", _EPOCHS), ("augmentation", _AUGMENTATION),
                                                         ("batch_size", _BATCH_SIZE), ("lr", _LR))
                    if flag.value is not None}
-        augment.parse_strategy(changes.get("augmentation", "none"))
+        if "augmentation" in changes:
+            changes["augmentation"] = check_augmentation(changes["augmentation"])
         for path in _SETS.value:
             payload = evaluation_report.evaluate_saved(
                 path, _MODELS.value, _NUM_MODELS.value, changes, _SEED.value, _DATA_DIR.value, _KEEP_BN.value,

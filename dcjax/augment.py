@@ -59,8 +59,8 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
     ops = tuple(strategy.split("_"))
     unknown = [op for op in ops if op not in OPS]
     if unknown:
-        raise ConfigError(f"unknown augmentation op(s) {unknown} in strategy {strategy!r}; use 'none' "
-                          f"or ops from {OPS} joined by '_', e.g. 'crop_scale_rotate'")
+        raise ConfigError(f"unknown augmentation op(s) {unknown} in strategy {strategy!r}; use 'none', "
+                          f"ops from {OPS} joined by '_', e.g. 'crop_scale_rotate', or 'dsa' for DSA's DiffAugment")
     return ops
 
 

@@ -21,6 +21,7 @@ from `config.seed` (the reference seeds from the wall clock).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from typing import Any, Callable
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dcjax import compilation
+from dcjax import compilation, dsa
 from dcjax import data as data_lib
 from dcjax.configuration import resolved_loops, root_keys, run_setting
 from dcjax.errors import ConfigError, DataError, DcjaxError
@@ -92,6 +93,8 @@ def iteration_keys(base_key: jax.Array, iteration: jax.Array | int) -> tuple[jax
 
 
 OuterIteration = Callable[[CondenseState, data_lib.Dataset], tuple[CondenseState, jax.Array]]
+# fold_in tag of DSA's matching-step keys: the real batch and batch-norm keys stay those of DC.
+_DSA_STREAM = 0x647361
 
 
 def make_outer_iteration(module: nn.Module, config: Any, layout: ClassLayout) -> OuterIteration:
@@ -113,6 +116,7 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout
     image_tx = image_optimizer(config)
     net_tx = optax.sgd(config.lr_net)
     batch_norm = uses_batch_norm(module)
+    dsa_strategy = config.dsa_strategy if config.get("method", "dc") == "dsa" else "none"
 
     def batch_norm_statistics(variables, key, dataset):
         """The reference's one training-mode pass of real images (bn_batch_per_class per class) that
@@ -125,14 +129,28 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout
         variables = {**variables, **updated}
         return variables, {"batch_stats": variables["batch_stats"]}
 
+    def siamese_augmentation(key, images):
+        """DSA: class c's real and synthetic batches both go through one draw of `key` folded with c
+        (identity for DC); returns the augmented images and the map back to the images' gradient."""
+        def augment_all(batches):
+            return jax.vmap(lambda c, x: dsa.augment(jax.random.fold_in(key, c), x, dsa_strategy, siamese=True))(
+                jnp.arange(batches.shape[0]), batches)
+        return augment_all, jax.vjp(augment_all, images)
+
     def matching_step(images, opt_state, variables, key, dataset):
         """Match every class's gradients once and take one image-optimiser step."""
         key_real, key_bn = jax.random.split(key)
         variables, frozen = batch_norm_statistics(variables, key_bn, dataset)
         real = data_lib.sample_real(key_real, dataset, config.batch_real)
+        matched = images
+        if dsa_strategy != "none":
+            augment_all, (matched, back) = siamese_augmentation(jax.random.fold_in(key, _DSA_STREAM), images)
+            real = augment_all(real)
         losses, grads = layout.matching_loss_and_grad(
-            module.apply, variables["params"], frozen, images, real, config.metric,
+            module.apply, variables["params"], frozen, matched, real, config.metric,
             config.class_parallel, config.get("class_chunk"))
+        if dsa_strategy != "none":
+            (grads,) = back(grads)   # through the augmentation to the synthetic images themselves
         updates, opt_state = image_tx.update(grads, opt_state, images)
         return optax.apply_updates(images, updates), opt_state, variables, jnp.sum(losses)
 
@@ -142,8 +160,9 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout
         num_classes, ipc = images.shape[:2]
         x = jax.lax.stop_gradient(images).reshape((-1,) + images.shape[2:])
         y = class_major_labels(num_classes, ipc)
+        augment = None if dsa_strategy == "none" else functools.partial(dsa.augment, strategy=dsa_strategy)
         variables, _ = train_epochs(module.apply, net_tx, variables, net_tx.init(variables["params"]),
-                                    x, y, key, network_epochs, config.batch_train)
+                                    x, y, key, network_epochs, config.batch_train, augment)
         return variables
 
     def outer_iteration(state: CondenseState, dataset: data_lib.Dataset):
@@ -338,7 +357,7 @@ def _host_images(state: CondenseState, layout: ClassLayout) -> np.ndarray:
 
 
 # Config fields added after runs may have been checkpointed, with the value that means "as before".
-_ADDED_FIELDS = {"holdout": 0}
+_ADDED_FIELDS = {"holdout": 0, "method": "dc", "dsa_strategy": "color_crop_cutout_flip_scale_rotate"}
 
 
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any], workdir: str) -> None:

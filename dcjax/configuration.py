@@ -12,11 +12,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 
+from dcjax import dsa
 from dcjax.augment import OPS as AUGMENT_OPS
 from dcjax.errors import ConfigError
 from dcjax.matching import METRICS, resolve_class_parallel
 from dcjax.nets import get_model
 
+METHODS = ("dc", "dsa")
 LOOPS_BY_IPC: dict[int, tuple[int, int]] = {
     1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 INITS = ("noise", "real")
@@ -95,6 +97,10 @@ def validate(config: Any) -> None:
     _require(0 <= config.momentum_img < 1, f"config.momentum_img must be in [0, 1), got {config.momentum_img}")
     _require(config.metric in METRICS, f"config.metric must be one of {METRICS}, got {config.metric!r}")
     _require(config.init in INITS, f"config.init must be one of {INITS}, got {config.init!r}")
+    _require(config.get("method", "dc") in METHODS,
+             f"config.method must be one of {METHODS}, got {config.get('method')!r}")
+    if config.get("method", "dc") == "dsa":
+        dsa.parse_strategy(config.dsa_strategy)
     outer, inner = resolved_loops(config)
     _require(outer >= 1 and inner >= 0,
              f"config.outer_loop must be >= 1 and config.inner_loop >= 0, got {outer}, {inner}")
@@ -106,7 +112,9 @@ def validate(config: Any) -> None:
     _require(config.eval.parallel in ("auto", "vmap", "map"),
              f"config.eval.parallel must be 'auto', 'vmap' or 'map', got {config.eval.parallel!r}")
     augmentation = config.eval.get("augmentation", "none")
-    _require(augmentation in ("auto", "none")
+    _require(augmentation in ("auto", "none", "dsa")
              or (isinstance(augmentation, str) and set(augmentation.split("_")) <= set(AUGMENT_OPS)),
-             f"config.eval.augmentation must be 'auto', 'none' or ops from {AUGMENT_OPS} joined by '_' "
+             f"config.eval.augmentation must be 'auto', 'none', 'dsa' or ops from {AUGMENT_OPS} joined by '_' "
              f"(e.g. 'crop_scale_rotate'), got {augmentation!r}")
+    if augmentation == "dsa":
+        dsa.parse_strategy(config.get("dsa_strategy", dsa.DEFAULT_STRATEGY))

@@ -30,7 +30,7 @@ import optax
 from jax.sharding import Mesh
 
 from dcjax import augment as augment_lib
-from dcjax import compilation
+from dcjax import compilation, dsa
 from dcjax.configuration import net_overrides
 from dcjax.nets import describe_module, get_model, instance_norm_twin
 from dcjax.sharding import put_replicated, shard_over_devices, to_host
@@ -48,7 +48,8 @@ class EvalRecipe:
     """How evaluation networks are trained (defaults: paper / reference, no augmentation).
 
     `augmentation` is a `dcjax.augment` strategy applied to every training batch ('none', or ops
-    such as 'crop_scale_rotate'); the reference picks it per setting (`augment.default_strategy`)
+    such as 'crop_scale_rotate'), or 'dsa:<ops>' for DSA's DiffAugment (`dcjax.dsa`, e.g.
+    'dsa:color_crop_cutout_flip_scale_rotate'); the reference picks it per setting (`augment.default_strategy`)
     and with one trains 1000 epochs instead of 300, which `epochs` leaves to the caller.
     """
     epochs: int = 300
@@ -77,7 +78,10 @@ class EvalRecipe:
         e = config.eval
         augmentation = e.get("augmentation", "none")
         if augmentation == "auto":
-            augmentation = augment_lib.default_strategy(config.dataset, e.get("model"))
+            augmentation = ("dsa" if config.get("method", "dc") == "dsa"
+                            else augment_lib.default_strategy(config.dataset, e.get("model")))
+        if augmentation == "dsa":
+            augmentation = f"dsa:{config.get('dsa_strategy', dsa.DEFAULT_STRATEGY)}"
         return cls(epochs=e.epochs, batch_size=e.batch_size, lr=e.lr, momentum=e.momentum,
                    weight_decay=e.weight_decay, test_batch_size=e.test_batch_size, parallel=e.parallel,
                    augmentation=augmentation)
@@ -92,6 +96,29 @@ class EvalRecipe:
             return cls(**{k: v for k, v in metadata["eval_recipe"].items() if k in fields})
         augmentation = augment_lib.default_strategy(str(metadata.get("dataset", "")), None)
         return cls(epochs=1000 if augmentation != "none" else 300, augmentation=augmentation)
+
+
+def check_augmentation(augmentation: str) -> str:
+    """A recipe's augmentation, checked and spelt out: 'none', DC augmentation ops ('crop_scale_rotate'),
+    or DSA ('dsa' -> 'dsa:<the default DSA ops>', 'dsa:<ops>'); ConfigError naming the valid values."""
+    if augmentation == "dsa":
+        return f"dsa:{dsa.DEFAULT_STRATEGY}"
+    if augmentation.startswith("dsa:"):
+        dsa.parse_strategy(augmentation[len("dsa:"):])
+    else:
+        augment_lib.parse_strategy(augmentation)
+    return augmentation
+
+
+def training_augmentation(augmentation: str) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
+    """`augment(key, batch)` of a recipe's augmentation: None for 'none', DSA's DiffAugment
+    (non-Siamese, one op per batch) for 'dsa:<ops>', else the DC augmentation's ops."""
+    if augmentation == "none":
+        return None
+    augmentation = check_augmentation(augmentation)
+    if augmentation.startswith("dsa:"):
+        return functools.partial(dsa.augment, strategy=augmentation[len("dsa:"):])
+    return functools.partial(augment_lib.augment, strategy=augmentation)
 
 
 def evaluation_model(config: Any, condensing_module: nn.Module, num_classes: int,
@@ -137,9 +164,7 @@ def train_network(module: nn.Module, recipe: EvalRecipe, key: jax.Array, x_train
     init_key, key_a, key_b = jax.random.split(key, 3)
     variables = module.init(init_key, x_train[:1], train=False)
     epochs_a, epochs_b = recipe.phase_epochs()
-    augment = None
-    if recipe.augmentation != "none":
-        augment = functools.partial(augment_lib.augment, strategy=recipe.augmentation)
+    augment = training_augmentation(recipe.augmentation)
     for lr, epochs, k, offset in ((recipe.lr, epochs_a, key_a, 0), (recipe.lr * 0.1, epochs_b, key_b, epochs_a)):
         tx = recipe.optimizer(lr)
         variables, _ = train_epochs(module.apply, tx, variables, tx.init(variables["params"]),

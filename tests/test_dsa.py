@@ -147,3 +147,77 @@ def test_augment_picks_one_op_per_call_from_the_key_and_jits():
     assert len(chosen) >= 4   # the op changes with the key
     np.testing.assert_array_equal(dsa.augment(key, x, "none"), x)
     np.testing.assert_array_equal(dsa.augment(key, x, "flip"), dsa.apply_op("flip", jax.random.split(key)[1], x))
+
+
+# ----------------------------------------------------------------------------- DSA in condensation
+
+def _tiny(**changes):
+    import test_condense
+    return test_condense.tiny_config(**changes)
+
+
+def test_dsa_with_every_operation_off_equals_dc_bit_for_bit(tmp_path):
+    import dcjax
+    dc = dcjax.condense(_tiny(), str(tmp_path / "dc"))
+    off = dcjax.condense(_tiny(method="dsa", dsa_strategy="none"), str(tmp_path / "off"))
+    np.testing.assert_array_equal(off.images, dc.images)
+    on = dcjax.condense(_tiny(method="dsa"), str(tmp_path / "on"))
+    assert not np.allclose(on.images, dc.images)
+
+
+def test_dsa_condensation_is_deterministic_and_resumes_bit_identically(tmp_path):
+    import shutil
+
+    import dcjax
+    config = _tiny(method="dsa", dsa_strategy="crop_flip_rotate")
+    first = dcjax.condense(config, str(tmp_path / "a"))
+    dcjax.condense(_tiny(method="dsa", dsa_strategy="crop_flip_rotate", num_iterations=2), str(tmp_path / "b"))
+    shutil.rmtree(tmp_path / "b" / "synthetic")
+    resumed = dcjax.condense(config, str(tmp_path / "b"))
+    np.testing.assert_array_equal(resumed.images, first.images)
+    assert first.metadata["eval_recipe"]["augmentation"] == "dsa:crop_flip_rotate"
+
+
+def test_a_matching_step_augments_real_and_synthetic_batches_of_a_class_alike(monkeypatch):
+    from dcjax import condensation, configuration, data, sharding
+    config = _tiny(method="dsa", dsa_strategy="rotate", outer_loop=1)
+    dataset = data.load("digits")
+    seen = {}
+    original = sharding.ClassLayout.matching_loss_and_grad
+
+    def spy(self, apply_fn, params, frozen, syn, real, *args):
+        seen["syn"], seen["real"] = syn, real
+        return original(self, apply_fn, params, frozen, syn, real, *args)
+
+    monkeypatch.setattr(sharding.ClassLayout, "matching_loss_and_grad", spy)
+    module = configuration.model_from_config(config, 10, dataset.image_shape)
+    layout = sharding.class_layout(config, 10)
+    state = condensation.place_state(condensation.init_state(config, dataset), layout)
+    # One image per class, identical in the real and the synthetic batch: equal outputs, and the
+    # rotation differs between classes (its draw is folded with the class).
+    images = jnp.broadcast_to(dataset.x_train[:1][None], state.images.shape)
+    monkeypatch.setattr(data, "sample_real", lambda key, ds, n: jnp.broadcast_to(
+        dataset.x_train[:1][None], (10, n) + dataset.image_shape))
+    # Unjitted, so that the spy sees the last (here: only) matching step's concrete batches.
+    condensation.outer_iteration_function(module, config, layout)(state.replace(images=images), dataset)
+    syn, real = np.asarray(seen["syn"]), np.asarray(seen["real"])
+    np.testing.assert_allclose(real[:, :2], syn, atol=1e-6)
+    assert not np.allclose(syn[0], syn[1])
+
+
+def test_dsa_evaluation_recipe_and_bad_strategies():
+    from dcjax import configuration
+    from dcjax.evaluate import EvalRecipe, check_augmentation, training_augmentation
+    recipe = EvalRecipe.from_config(_tiny(method="dsa"))
+    assert recipe.augmentation == "dsa:" + dsa.DEFAULT_STRATEGY
+    assert EvalRecipe.from_config(_tiny()).augmentation == "none"
+    assert check_augmentation("dsa") == "dsa:" + dsa.DEFAULT_STRATEGY
+    x = jnp.asarray(X)
+    key = jax.random.PRNGKey(2)
+    np.testing.assert_array_equal(training_augmentation("dsa:flip")(key, x), dsa.augment(key, x, "flip"))
+    with pytest.raises(ConfigError, match="unknown DSA operation"):
+        configuration.validate(_tiny(method="dsa", dsa_strategy="crop_blur"))
+    with pytest.raises(ConfigError, match="config.method must be one of"):
+        configuration.validate(_tiny(method="dm2"))
+    with pytest.raises(ConfigError, match="unknown DSA operation"):
+        check_augmentation("dsa:warp")

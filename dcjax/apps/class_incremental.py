@@ -11,10 +11,9 @@ with augmentation), and tested on the test images of the seen classes. The figur
 mean +- std over orders x networks, as the reference prints it.
 
 Where dcjax differs from the reference: it builds the herding and condensed memories itself (the
-reference loads pre-computed files), and until dcjax has DSA (the reference always trains with
-DiffAugment here) the recipe's augmentation is the evaluation's (`dcjax.augment`, default
-crop_scale_rotate); the memory of a step is the same set for every memory-independent choice, so
-memories compare in pairs (the same class orders and network keys).
+reference loads pre-computed files). As there, the networks train with DSA's DiffAugment by
+default (`config.recipe.augmentation` 'dsa'). Every memory sees the same class orders and network
+keys, so memories compare in pairs.
 
 Every finished (memory, order, step) is appended at once to `<workdir>/steps.jsonl` and each memory
 is saved as a set (`<workdir>/memories/<memory>/order_<o>/step_<s>/`, condensed ones in their

@@ -32,7 +32,6 @@ started again in the same workdir trains only what is missing. Results: `nas.jso
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import time
@@ -42,14 +41,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcjax import augment as augment_lib
 from dcjax import baselines
 from dcjax import data as data_lib
 from dcjax.apps import ranking
 from dcjax.apps.search_space import Architecture, grid
 from dcjax.configuration import root_keys
 from dcjax.errors import ConfigError
-from dcjax.evaluate import EvalRecipe, release_programs, scoring_program
+from dcjax.evaluate import EvalRecipe, release_programs, scoring_program, training_augmentation
 from dcjax.sharding import to_host
 from dcjax.support.files import atomic_path, write_json, write_text
 from dcjax.support.progress import progress
@@ -205,9 +203,7 @@ class StepsTrainer:
         passes = -(-steps * batch // n)
         order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(order_key, passes)])
         batches = order[:steps * batch].reshape(steps, batch)
-        augment = None
-        if self.recipe.augmentation != "none":
-            augment = functools.partial(augment_lib.augment, strategy=self.recipe.augmentation)
+        augment = training_augmentation(self.recipe.augmentation)
         for lr, rows, start in ((self.recipe.lr, batches[:self.steps_first], 0),
                                 (self.recipe.lr * 0.1, batches[self.steps_first:], self.steps_first)):
             if rows.shape[0] == 0:
