@@ -14,12 +14,11 @@ Measured with that script on a 2-core AMD EPYC CPU, one run each; figures and th
 row in benchmarks/results/cpu_protocol_fashion_mnist.md:
 
 * ipc 1: condensing takes about 10-15 minutes on that CPU (a session-to-session spread of the same
-  machine type; 778 s at 2cc65d8), evaluation about 3 minutes per set; the test accuracy
-  (70.23 +- 0.33% at 2cc65d8) reaches the paper's K=1000 figure (70.5 +- 0.6%) and beats 1 random
-  real image per class by about 19 points.
+  machine type; 778 s at 2cc65d8), evaluation about 3 minutes per set; the test accuracy reaches
+  the paper's K=1000 figure (70.5 +- 0.6%) and beats 1 random real image per class by about 19 points.
 * ipc 10: condensing takes about 50 minutes (2975 s at 2cc65d8), evaluation about 15 minutes per
-  set; at K=10 the set (73.37 +- 0.51%) is far below the paper's K=1000 figure (82.3 +- 0.4%) and
-  level with 10 random real images per class (73.00 +- 0.37%).
+  set; at K=10 the set is far below the paper's K=1000 figure (82.3 +- 0.4%) and level with 10
+  random real images per class (within one standard deviation).
 
 Data, found as for every config (`dcjax.data.load`): --config.data_dir names an offline copy (a
 fashion_mnist.npz with x_train, y_train, x_test, y_test, a directory holding it, or the IDX files);
