@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dcjax import compilation, dsa
+from dcjax import compilation, distribution_matching, dsa
 from dcjax import data as data_lib
 from dcjax.configuration import resolved_loops, root_keys, run_setting
 from dcjax.errors import ConfigError, DataError, DcjaxError
@@ -112,6 +112,9 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout
     device the layout is trivial): every device matches its own classes, and the network update
     sees the unpadded images gathered on every device.
     """
+    if config.get("method", "dc") == "dm":   # distribution matching: its own loss and iteration, same state
+        return distribution_matching.outer_iteration_function(module, config, layout, image_optimizer(config),
+                                                              CondenseState, iteration_keys)
     matching_steps, network_epochs = resolved_loops(config)   # T and zeta_theta
     image_tx = image_optimizer(config)
     net_tx = optax.sgd(config.lr_net)

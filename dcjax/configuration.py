@@ -18,7 +18,7 @@ from dcjax.errors import ConfigError
 from dcjax.matching import METRICS, resolve_class_parallel
 from dcjax.nets import get_model
 
-METHODS = ("dc", "dsa")
+METHODS = ("dc", "dsa", "dm")
 LOOPS_BY_IPC: dict[int, tuple[int, int]] = {
     1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 INITS = ("noise", "real")
@@ -99,7 +99,7 @@ def validate(config: Any) -> None:
     _require(config.init in INITS, f"config.init must be one of {INITS}, got {config.init!r}")
     _require(config.get("method", "dc") in METHODS,
              f"config.method must be one of {METHODS}, got {config.get('method')!r}")
-    if config.get("method", "dc") == "dsa":
+    if config.get("method", "dc") in ("dsa", "dm"):
         dsa.parse_strategy(config.dsa_strategy)
     outer, inner = resolved_loops(config)
     _require(outer >= 1 and inner >= 0,

@@ -77,11 +77,12 @@ class EvalRecipe:
         get_daparam (`augment.default_strategy`) for the config's dataset and evaluation model."""
         e = config.eval
         augmentation = e.get("augmentation", "none")
+        strategy = config.get("dsa_strategy", dsa.DEFAULT_STRATEGY)
         if augmentation == "auto":
-            augmentation = ("dsa" if config.get("method", "dc") == "dsa"
-                            else augment_lib.default_strategy(config.dataset, e.get("model")))
+            uses_dsa = config.get("method", "dc") in ("dsa", "dm") and dsa.parse_strategy(strategy)
+            augmentation = "dsa" if uses_dsa else augment_lib.default_strategy(config.dataset, e.get("model"))
         if augmentation == "dsa":
-            augmentation = f"dsa:{config.get('dsa_strategy', dsa.DEFAULT_STRATEGY)}"
+            augmentation = f"dsa:{strategy}"
         return cls(epochs=e.epochs, batch_size=e.batch_size, lr=e.lr, momentum=e.momentum,
                    weight_decay=e.weight_decay, test_batch_size=e.test_batch_size, parallel=e.parallel,
                    augmentation=augmentation)

@@ -1,0 +1,89 @@
+"""Distribution Matching (Zhao & Bilen, WACV 2023; the reference's main_DM.py) on dcjax's engine.
+
+    for k in 1..K:                                      one outer iteration
+        draw a fresh network (its weights are never trained)
+        for every class c:
+            d_c = || mean embed(real batch of c) - mean embed(S_c) ||^2    (penultimate features)
+        S <- SGD-momentum step on the gradient of sum_c d_c w.r.t. the images
+
+With DSA (`config.dsa_strategy` not 'none') each class's real and synthetic batches first go
+through one shared draw (Siamese, `dcjax.dsa`), as the reference does. A batch-norm network
+embeds all classes' real images in one training-mode pass and all synthetic images in another (the
+reference's 'BN' branch); other networks embed class by class (no statistics are shared). There is
+no inner loop and no per-ipc schedule: any ipc works (the reference's main_DM.py still refuses ipc
+outside its DC loop table).
+
+The state, checkpoints, resume, sharding of the images by class, logging and evaluation are
+condensation's (`dcjax.condensation`); this module is the loss and the outer iteration only.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from dcjax import data as data_lib
+from dcjax import dsa
+from dcjax.nets import uses_batch_norm
+
+# fold_in tag of DM's augmentation keys (the real batch's key stays the iteration's own).
+_DSA_STREAM = 0x646D
+
+
+def mean_embedding_distance(real_features: jax.Array, syn_features: jax.Array) -> jax.Array:
+    """Per class, the squared l2 distance between the mean real and the mean synthetic feature:
+    (C, n, D) and (C, ipc, D) -> (C,)."""
+    return jnp.sum((real_features.mean(axis=1) - syn_features.mean(axis=1)) ** 2, axis=-1)
+
+
+def dm_loss(embed: Callable[[jax.Array], jax.Array], real: jax.Array, syn: jax.Array, batch_norm: bool) -> jax.Array:
+    """Sum over classes of `mean_embedding_distance` for real (C, n, H, W, ch) and synthetic
+    (C, ipc, H, W, ch) images; the real features are constants. With `batch_norm` all classes go
+    through `embed` in one pass each (shared batch statistics), otherwise class by class."""
+    if batch_norm:
+        real_features = embed(real.reshape((-1,) + real.shape[2:])).reshape(real.shape[:2] + (-1,))
+        syn_features = embed(syn.reshape((-1,) + syn.shape[2:])).reshape(syn.shape[:2] + (-1,))
+    else:
+        real_features = jax.vmap(embed)(real)
+        syn_features = jax.vmap(embed)(syn)
+    return jnp.sum(mean_embedding_distance(jax.lax.stop_gradient(real_features), syn_features))
+
+
+def outer_iteration_function(module: nn.Module, config: Any, layout: Any, image_tx: optax.GradientTransformation,
+                             state_type: Any, iteration_keys: Callable) -> Callable:
+    """One DM iteration as a pure function of (state, dataset) -> (next state, loss per class),
+    before `jax.jit`; `state_type`, `iteration_keys` and `image_tx` are condensation's."""
+    batch_norm = uses_batch_norm(module)
+    strategy = config.dsa_strategy
+
+    def outer_iteration(state, dataset: data_lib.Dataset):
+        init_key, step_key = iteration_keys(state.key, state.iteration)
+        variables = module.init(init_key, state.images[0], train=False)   # a fresh, frozen network
+        real = data_lib.sample_real(step_key, dataset, config.batch_real)
+        aug_key = jax.random.fold_in(step_key, _DSA_STREAM)
+
+        def embed(x):
+            if batch_norm:   # training mode, as the reference's net; the updated statistics are dropped
+                return module.apply(variables, x, train=True, method="embed", mutable=["batch_stats"])[0]
+            return module.apply(variables, x, train=True, method="embed")
+
+        def loss_fn(images):
+            syn = layout.unpad(images)
+            real_batches = real
+            if dsa.parse_strategy(strategy):
+                augment = jax.vmap(lambda c, x: dsa.augment(jax.random.fold_in(aug_key, c), x, strategy, siamese=True))
+                classes = jnp.arange(syn.shape[0])
+                syn, real_batches = augment(classes, syn), augment(classes, real)
+            return dm_loss(embed, real_batches, syn, batch_norm)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.images)
+        updates, opt_state = image_tx.update(grads, state.opt_state, state.images)
+        images = optax.apply_updates(state.images, updates)
+        images, opt_state = jax.tree_util.tree_map(
+            lambda x: jax.lax.with_sharding_constraint(x, layout.by_class()), (images, opt_state))
+        return state_type(images, opt_state, state.key, state.iteration + 1), loss / layout.num_classes
+
+    return outer_iteration
