@@ -138,13 +138,18 @@ def test_siamese_transforms_every_image_and_both_batches_alike(op):
 def test_augment_picks_one_op_per_call_from_the_key_and_jits():
     x = jnp.asarray(X)
     key = jax.random.PRNGKey(11)
-    out = jax.jit(lambda k, x: dsa.augment(k, x, siamese=True))(key, x)
-    matches = [op for op in dsa.OPS if np.allclose(out, dsa.apply_op(op, jax.random.split(key)[1], x, True), atol=1e-6)]
-    assert len(matches) == 1
-    chosen = {tuple(op for op in dsa.OPS if np.allclose(dsa.augment(k, x, siamese=True),
-                                                         dsa.apply_op(op, jax.random.split(k)[1], x, True), atol=1e-6))
-              for k in jax.random.split(key, 24)}
-    assert len(chosen) >= 4   # the op changes with the key
+
+    @jax.jit
+    def augmented_and_every_op(k):
+        return dsa.augment(k, x, siamese=True), [dsa.apply_op(op, jax.random.split(k)[1], x, True) for op in dsa.OPS]
+
+    chosen = []
+    for k in jax.random.split(key, 24):
+        out, each = augmented_and_every_op(k)
+        matches = [op for op, o in zip(dsa.OPS, each) if np.allclose(out, o, atol=1e-6)]
+        assert matches   # one op's output (two when the draws of both leave x unchanged, e.g. crop and flip)
+        chosen += matches if len(matches) == 1 else []
+    assert len(set(chosen)) >= 4   # the op changes with the key
     np.testing.assert_array_equal(dsa.augment(key, x, "none"), x)
     np.testing.assert_array_equal(dsa.augment(key, x, "flip"), dsa.apply_op("flip", jax.random.split(key)[1], x))
 
@@ -186,7 +191,7 @@ def test_a_matching_step_augments_real_and_synthetic_batches_of_a_class_alike(mo
     original = sharding.ClassLayout.matching_loss_and_grad
 
     def spy(self, apply_fn, params, frozen, syn, real, *args):
-        seen["syn"], seen["real"] = syn, real
+        jax.debug.callback(lambda s, r: seen.update(syn=s, real=r), syn, real)   # the batches as run
         return original(self, apply_fn, params, frozen, syn, real, *args)
 
     monkeypatch.setattr(sharding.ClassLayout, "matching_loss_and_grad", spy)
@@ -198,8 +203,8 @@ def test_a_matching_step_augments_real_and_synthetic_batches_of_a_class_alike(mo
     images = jnp.broadcast_to(dataset.x_train[:1][None], state.images.shape)
     monkeypatch.setattr(data, "sample_real", lambda key, ds, n: jnp.broadcast_to(
         dataset.x_train[:1][None], (10, n) + dataset.image_shape))
-    # Unjitted, so that the spy sees the last (here: only) matching step's concrete batches.
-    condensation.outer_iteration_function(module, config, layout)(state.replace(images=images), dataset)
+    jax.block_until_ready(jax.jit(condensation.outer_iteration_function(module, config, layout))(
+        state.replace(images=images), dataset))
     syn, real = np.asarray(seen["syn"]), np.asarray(seen["real"])
     np.testing.assert_allclose(real[:, :2], syn, atol=1e-6)
     assert not np.allclose(syn[0], syn[1])
