@@ -99,6 +99,14 @@ class EvalRecipe:
         return cls(epochs=1000 if augmentation != "none" else 300, augmentation=augmentation)
 
 
+def recipe_from_fields(fields: Any, epochs: int) -> EvalRecipe:
+    """The recipe of an application config's `recipe` fields (batch_size, lr, momentum,
+    weight_decay, test_batch_size, parallel, augmentation) with `epochs`."""
+    return EvalRecipe(epochs=int(epochs), batch_size=fields.batch_size, lr=fields.lr, momentum=fields.momentum,
+                      weight_decay=fields.weight_decay, test_batch_size=fields.test_batch_size,
+                      parallel=fields.parallel, augmentation=fields.augmentation)
+
+
 def check_augmentation(augmentation: str) -> str:
     """A recipe's augmentation, checked and spelt out: 'none', DC augmentation ops ('crop_scale_rotate'),
     or DSA ('dsa' -> 'dsa:<the default DSA ops>', 'dsa:<ops>'); ConfigError naming the valid values."""

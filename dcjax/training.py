@@ -46,6 +46,15 @@ def scan_batches(fn: Callable[[Any, PyTree, jax.Array], tuple[Any, PyTree]], car
     return carry, jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *outs)
 
 
+def pass_order(key: jax.Array, n: int, steps: int, batch_size: int) -> jax.Array:
+    """(steps, batch) indices into n images: consecutive shuffled passes over all of them, each a
+    fresh permutation, so that within whole passes every image is drawn equally often (training
+    by a number of steps rather than epochs)."""
+    passes = -(-steps * batch_size // n)
+    order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(key, passes)])
+    return order[:steps * batch_size].reshape(steps, batch_size)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 

@@ -37,7 +37,7 @@ from dcjax.apps.continual import plot
 from dcjax.apps.ranking import mean_and_std
 from dcjax.configuration import root_keys
 from dcjax.errors import ConfigError
-from dcjax.evaluate import EvalRecipe, evaluate
+from dcjax.evaluate import EvalRecipe, evaluate, recipe_from_fields
 from dcjax.nets import describe_module, get_model
 from dcjax.support.files import write_json, write_text
 from dcjax.support.progress import progress
@@ -67,10 +67,7 @@ def class_orders(num_classes: int, orders: int) -> list[np.ndarray]:
 
 
 def recipe(config: Any) -> EvalRecipe:
-    r = config.recipe
-    return EvalRecipe(epochs=config.epochs, batch_size=r.batch_size, lr=r.lr, momentum=r.momentum,
-                      weight_decay=r.weight_decay, test_batch_size=r.test_batch_size, parallel=r.parallel,
-                      augmentation=r.augmentation)
+    return recipe_from_fields(config.recipe, config.epochs)
 
 
 def fingerprint(config: Any) -> dict[str, Any]:

@@ -58,7 +58,7 @@ from dcjax import data as data_lib
 from dcjax.apps.ranking import mean_and_std
 from dcjax.configuration import root_keys
 from dcjax.errors import ConfigError
-from dcjax.evaluate import resolve_parallel
+from dcjax.evaluate import EvalRecipe, resolve_parallel
 from dcjax.nets import describe_module, get_model
 from dcjax.sharding import to_host
 from dcjax.support.checkpoints import RunCheckpoints
@@ -66,7 +66,7 @@ from dcjax.support.files import atomic_path, write_json, write_text
 from dcjax.support.progress import progress
 from dcjax.support.signals import wait_until_ready
 from dcjax.synthetic_set import SyntheticSet, save_synthetic
-from dcjax.training import accuracy, cross_entropy, sgd_step
+from dcjax.training import accuracy, cross_entropy, pass_order, sgd_step
 
 PyTree = Any
 MEMORIES = ("herding", "condensed", "random")
@@ -177,14 +177,6 @@ def distillation_loss(student_logits: jax.Array, teacher_logits: jax.Array, temp
     return -jnp.mean(jnp.sum(teacher * jax.nn.log_softmax(student_logits / temperature, axis=-1), axis=-1))
 
 
-def pass_order(key: jax.Array, n: int, steps: int, batch_size: int) -> jax.Array:
-    """(steps, batch) indices into n pooled images: consecutive shuffled passes over all of them,
-    each a fresh permutation, so that within whole passes every image is drawn equally often."""
-    passes = -(-steps * batch_size // n)
-    order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(key, passes)])
-    return order[:steps * batch_size].reshape(steps, batch_size)
-
-
 @dataclasses.dataclass(frozen=True)
 class Phase:
     """The settings of one training phase (stage training or balanced fine-tuning); hashable, so
@@ -199,8 +191,7 @@ class Phase:
     temperature: float
 
     def optimizer(self) -> optax.GradientTransformation:
-        # PyTorch SGD: weight decay added to the gradient before momentum.
-        return optax.chain(optax.add_decayed_weights(self.weight_decay), optax.sgd(self.lr, momentum=self.momentum))
+        return EvalRecipe(momentum=self.momentum, weight_decay=self.weight_decay).optimizer(self.lr)
 
     def loss(self, logits: jax.Array, target: tuple[jax.Array, jax.Array | None]) -> jax.Array:
         labels, teacher_logits = target
@@ -304,6 +295,12 @@ class MethodState:
         return {"variables": self.variables, "memory_x": self.memory_x, "memory_y": self.memory_y}
 
 
+def continual_network(config: Any, num_classes: int) -> nn.Module:
+    """The ConvNet of `config.net` (unset fields: the default ConvNet) at the tasks' image shape."""
+    return get_model("ConvNet", num_classes, tuple(int(v) for v in config.image_shape),
+                     **{k: v for k, v in config.net.items() if v is not None})
+
+
 def network_keys(config: Any) -> jax.Array:
     return jax.random.split(root_keys(config.seed)["init"], config.repetitions)
 
@@ -327,7 +324,7 @@ def run(config: Any, workdir: str, visible: bool = True) -> dict[str, Any]:
     tasks = load_tasks(config)
     num_classes = tasks[0].dataset.num_classes
     shape = tuple(int(v) for v in config.image_shape)
-    module = get_model("ConvNet", num_classes, shape, **{k: v for k, v in config.net.items() if v is not None})
+    module = continual_network(config, num_classes)
     parallel = resolve_parallel(config.parallel)
     all_methods = methods(config)
     checkpoints = RunCheckpoints(workdir, max_to_keep=1)
@@ -407,7 +404,7 @@ def load_states(config: Any, workdir: str) -> dict[str, MethodState]:
     (a KeyError-free way to inspect a run: ConfigError if it holds none or another config's)."""
     tasks_shape = tuple(int(v) for v in config.image_shape)
     num_classes = data_lib.load(config.tasks[0], config.get("data_dir"), config.data_source).num_classes
-    module = get_model("ConvNet", num_classes, tasks_shape, **{k: v for k, v in config.net.items() if v is not None})
+    module = continual_network(config, num_classes)
     checkpoints = RunCheckpoints(workdir, max_to_keep=1)
     try:
         if checkpoints.latest_step() is None:

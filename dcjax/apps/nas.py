@@ -47,14 +47,14 @@ from dcjax.apps import ranking
 from dcjax.apps.search_space import Architecture, grid
 from dcjax.configuration import root_keys
 from dcjax.errors import ConfigError
-from dcjax.evaluate import EvalRecipe, release_programs, scoring_program, training_augmentation
+from dcjax.evaluate import EvalRecipe, recipe_from_fields, release_programs, scoring_program, training_augmentation
 from dcjax.sharding import to_host
 from dcjax.support.files import atomic_path, write_json, write_text
 from dcjax.support.progress import progress
 from dcjax.support.results_log import ResultsLog
 from dcjax.support.signals import wait_until_ready
 from dcjax.synthetic_set import SyntheticSet, load_synthetic, save_synthetic
-from dcjax.training import sgd_step
+from dcjax.training import pass_order, sgd_step
 
 PROXIES = ("random", "herding", "dcjax", "early_stopping")
 WHOLE = "whole"
@@ -65,10 +65,7 @@ RESULTS_LOG = "candidates.jsonl"
 
 def recipe_from_config(config: Any, epochs: int) -> EvalRecipe:
     """The evaluation recipe of `config.recipe` with `epochs`."""
-    r = config.recipe
-    return EvalRecipe(epochs=int(epochs), batch_size=r.batch_size, lr=r.lr, momentum=r.momentum,
-                      weight_decay=r.weight_decay, test_batch_size=r.test_batch_size, parallel=r.parallel,
-                      augmentation=r.augmentation)
+    return recipe_from_fields(config.recipe, epochs)
 
 
 def validate(config: Any, num_candidates: int) -> None:
@@ -200,9 +197,7 @@ class StepsTrainer:
         variables = self.module.init(init_key, images[:1], train=False)
         n, batch = images.shape[0], self.recipe.batch_size
         steps = self.steps_first + self.steps_second
-        passes = -(-steps * batch // n)
-        order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(order_key, passes)])
-        batches = order[:steps * batch].reshape(steps, batch)
+        batches = pass_order(order_key, n, steps, batch)
         augment = training_augmentation(self.recipe.augmentation)
         for lr, rows, start in ((self.recipe.lr, batches[:self.steps_first], 0),
                                 (self.recipe.lr * 0.1, batches[self.steps_first:], self.steps_first)):
