@@ -70,6 +70,17 @@ def devices_suite() -> list[Case]:
     return [Case("outer", f"{d} simulated device{'s' * (d > 1)}", ipc=1, devices=d) for d in (1, 2, 4, 8)]
 
 
+def methods_suite() -> list[Case]:
+    """One outer iteration of each method (DC, DSA, DM; paper settings, batch_real 256, 10 classes,
+    Fashion-MNIST shapes) at ipc 1, and DM's at ipc 10 and 50.
+
+    DC's and DSA's ipc-10 iterations (10 inner epochs of 50 SGD steps each) take minutes on a CPU, so
+    the comparison is made at ipc 1; DM has no inner loop and its cost grows only with the images.
+    """
+    return ([Case("outer", f"{method.upper()}, ipc 1", ipc=1, method=method) for method in ("dc", "dsa", "dm")]
+            + [Case("outer", f"DM, ipc {ipc}", ipc=ipc, method="dm") for ipc in (10, 50)])
+
+
 def run_suite(cases: Iterable[Case], on_result: Callable[[dict[str, Any]], None] | None = None,
               timeout_s: float | None = None) -> dict[str, Any]:
     """Measure every case (one process each); `on_result(report)` after each row."""
@@ -109,6 +120,8 @@ def _setting(case: dict[str, Any]) -> str:
         text += f", batch_real {case['batch_real']}"
     if case.get("devices", 1) > 1:
         text += f", {case['devices']} devices"
+    if case.get("method", "dc") != "dc":
+        text += f", method {case['method']}"
     if case["kind"] == "eval":
         text = f"{case['num_models']} nets, {case['classes'] * case['ipc']} images, {h}x{w}x{c}"
     return text
@@ -169,6 +182,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
         lines += ["", "Simulated devices (`--xla_force_host_platform_device_count`) share this machine's "
                   f"{machine['cores']} physical cores: these rows show the overhead of the sharded program "
                   "(partitioning, collectives, padding classes), not a speed-up."]
+    lines += _method_ratios(report)
     if any(row["case"]["kind"] in ("matching", "eval") for row in report["rows"]):
         lines += ["", *_targets(report, peak)]
     extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]]
@@ -185,6 +199,20 @@ def markdown(report: dict[str, Any], command: str) -> str:
                 lines.append(f"- eval {case['mode']}: {case['num_models']} networks x {result['epochs_run']} "
                              f"epochs + test: {result['median_s']:.1f} s")
     return "\n".join(lines) + "\n"
+
+
+def _method_ratios(report: dict[str, Any]) -> list[str]:
+    """DSA's and DM's outer iteration against DC's, same ipc and shapes, same run."""
+    outer = {(row["case"].get("method", "dc"), row["case"]["ipc"], row["case"]["batch_real"], tuple(row["case"]["image"]),
+              row["case"]["classes"], row["case"].get("devices", 1)): row["result"].get("median_s")
+             for row in report["rows"] if row["case"]["kind"] == "outer" and "error" not in row["result"]}
+    lines = []
+    for (method, *setting), median in outer.items():
+        dc = outer.get(("dc", *setting))
+        if method != "dc" and median and dc:
+            lines.append(f"- {method.upper()} at ipc {setting[0]}: one outer iteration takes {median:.2f} s, DC's "
+                         f"{dc:.2f} s ({dc / median:.1f}x {'faster' if dc > median else 'slower'} than DC's)")
+    return ["", "Methods, same settings, same run:", *lines] if lines else []
 
 
 def _default_matching(report: dict[str, Any], batch_real: int) -> dict[str, Any] | None:

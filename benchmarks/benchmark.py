@@ -51,6 +51,7 @@ class Case:
     repeats: int = 3
     compile_only: bool = False
     devices: int = 1               # outer: simulated CPU devices (XLA_FLAGS) the classes are sharded over
+    method: str = "dc"             # outer: dc | dsa | dm, each with its configs.common setting
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -215,10 +216,14 @@ def _random_dataset(case: Case, train_per_class: int = 500, test_size: int = 100
 
 
 def measure_outer(case: Case) -> dict[str, Any]:
-    """One full outer iteration (paper loops for the ipc), as `dcjax.condense` compiles it."""
+    """One full outer iteration (paper loops for the ipc; DM: one matching step), as `dcjax.condense`
+    compiles it for the case's method."""
     from configs import common
     from dcjax import condensation, configuration, sharding
-    config = common.paper_setting("benchmark", case.ipc)
+    settings = {"dc": common.paper_setting, "dsa": common.dsa_setting, "dm": common.dm_setting}
+    if case.method not in settings:
+        raise ValueError(f"method must be one of {tuple(settings)}, got {case.method!r}")
+    config = settings[case.method]("benchmark", case.ipc)
     config.batch_real = case.batch_real
     config.class_parallel = case.mode
     config.class_chunk = case.class_chunk

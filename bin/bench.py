@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --only=eval] [--out=...]
+"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --methods | --only=eval] [--out=...]
 
 Runs the suite of benchmarks.bench_report (matching steps, inner updates, outer iterations,
 evaluation, CIFAR-100 memory, and the reference-style PyTorch step when torch is installed), one
@@ -18,6 +18,7 @@ _NAME = flags.DEFINE_string("name", None, "File name stem (default: bench_<backe
 _QUICK = flags.DEFINE_bool("quick", False, "One small case of each kind (a smoke run, minutes).")
 _ONLY = flags.DEFINE_list("only", None, "Run only the default suite's cases of these kinds (e.g. eval,outer).")
 _DEVICES = flags.DEFINE_bool("devices", False, "Only the outer iteration on 1, 2, 4, 8 simulated CPU devices.")
+_METHODS = flags.DEFINE_bool("methods", False, "Only one outer iteration of DC, DSA and DM (ipc 1; DM also 10, 50).")
 _TORCH = flags.DEFINE_bool("torch", True, "Include the PyTorch reference step if torch is installed.")
 _TIMEOUT = flags.DEFINE_float("case_timeout", 1800, "Seconds after which one case is abandoned.")
 
@@ -29,6 +30,9 @@ def main(argv):
     if _DEVICES.value:
         name = _NAME.value or f"bench_{jax.default_backend()}_devices"
         cases = bench_report.devices_suite()
+    elif _METHODS.value:
+        name = _NAME.value or f"bench_{jax.default_backend()}_methods"
+        cases = bench_report.methods_suite()
     else:
         name = _NAME.value or ("bench_quick" if _QUICK.value else f"bench_{jax.default_backend()}")
         cases = bench_report.default_suite(_TORCH.value and bench_report.torch_available(), _QUICK.value)

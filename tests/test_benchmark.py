@@ -95,6 +95,23 @@ def test_devices_case_runs_the_sharded_outer_step_on_that_many_simulated_devices
     assert {row.devices for row in bench_report.devices_suite()} == {1, 2, 4, 8}
 
 
+def test_outer_case_runs_each_method_and_the_report_sets_dm_beside_dc():
+    results = {m: measure(Case("outer", method=m, classes=3, image=(8, 8, 1), batch_real=4, repeats=1))
+               for m in ("dc", "dm")}
+    assert all(r["median_s"] > 0 for r in results.values())
+    dsa = Case("outer", method="dsa", classes=3, image=(8, 8, 1), batch_real=4, compile_only=True)
+    assert measure(dsa)["compile_s"] > 0
+    rows = [{"case": vars(Case("outer", method=m, classes=3, image=(8, 8, 1), batch_real=4)), "result": r}
+            for m, r in results.items()]
+    text = "\n".join(bench_report._method_ratios({"rows": rows}))
+    dm = results["dc"]["median_s"] / results["dm"]["median_s"]
+    assert f"- DM at ipc 1: one outer iteration takes {results['dm']['median_s']:.2f} s" in text
+    assert f"({dm:.1f}x {'faster' if dm > 1 else 'slower'} than DC's)" in text
+    with pytest.raises(ValueError, match="method must be one of"):
+        measure(Case("outer", method="kip", classes=3, image=(8, 8, 1), batch_real=4, compile_only=True))
+    assert {case.method for case in bench_report.methods_suite()} == {"dc", "dsa", "dm"}
+
+
 def test_provenance_names_the_commit_and_whether_the_tree_was_clean():
     record = provenance.provenance()
     head = subprocess.run(["git", "-C", provenance.REPO_ROOT, "rev-parse", "HEAD"], capture_output=True,
