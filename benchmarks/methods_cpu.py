@@ -35,7 +35,7 @@ from dcjax.baselines import random_real
 from dcjax.configuration import root_keys
 
 STRATEGY = "color_crop_cutout_flip_scale_rotate"
-DM_ITERATIONS = {1: 1000, 10: 500}   # the CPU budget; the authors run 20 000
+DM_ITERATIONS = {1: 200, 10: 100}   # the CPU budget; the authors run 20 000
 NAME = "methods_cpu_fashion_mnist"
 
 _RUN = flags.DEFINE_multi_string("run", ["dsa:1", "dm:1", "dm:10"], "method:ipc pairs to run (dsa or dm).")
@@ -55,9 +55,9 @@ def method_config(method: str, ipc: int):
     config.dsa_strategy = STRATEGY
     if method == "dm":
         config.init, config.lr_img = "real", 1.0
-        config.num_iterations = DM_ITERATIONS.get(ipc, 500)
-        config.checkpoint_every = 100
-        config.log_every = 100
+        config.num_iterations = DM_ITERATIONS.get(ipc, 100)
+        config.checkpoint_every = 50
+        config.log_every = 10
     return config
 
 
