@@ -210,8 +210,9 @@ def _method_ratios(report: dict[str, Any]) -> list[str]:
     for (method, *setting), median in outer.items():
         dc = outer.get(("dc", *setting))
         if method != "dc" and median and dc:
+            ratio = f"{dc / median:.1f}x faster" if dc >= median else f"{median / dc:.1f}x slower"
             lines.append(f"- {method.upper()} at ipc {setting[0]}: one outer iteration takes {median:.2f} s, DC's "
-                         f"{dc:.2f} s ({dc / median:.1f}x {'faster' if dc > median else 'slower'} than DC's)")
+                         f"{dc:.2f} s ({ratio} than DC's)")
     return ["", "Methods, same settings, same run:", *lines] if lines else []
 
 
