@@ -31,6 +31,7 @@ from benchmarks.provenance import markdown_line, provenance
 from configs import cpu_protocol
 from configs.common import DM_CIFAR10, DSA_TABLE, PAPER_TABLE1
 from dcjax import condensation, data, evaluation_report
+from dcjax.apps.ranking import percent
 from dcjax.baselines import random_real
 from dcjax.configuration import root_keys
 
@@ -76,10 +77,6 @@ def dc_rows() -> dict:
         return {row["ipc"]: row for row in json.load(f)["rows"]}
 
 
-def _pct(record) -> str:
-    return f"{100 * record['mean']:.2f} +- {100 * record['std']:.2f}" if record else "–"
-
-
 def markdown(results: dict) -> str:
     lines = [
         "# DSA and DM under the CPU protocol (Fashion-MNIST)", "",
@@ -97,9 +94,9 @@ def markdown(results: dict) -> str:
     for row in sorted(results["rows"], key=lambda row: (row["method"], row["ipc"])):
         dc = row.get("dc") or {}
         lines.append(
-            f"| {row['method'].upper()} | {row['ipc']} | {row['K']} | {_pct(row['protocol'])} | "
-            f"{_pct(row.get('own_recipe'))} | {_pct(dc.get('dcjax'))} (K={dc.get('K', '–')}) | "
-            f"{_pct(dc.get('random'))} | {row['condense_seconds']:.0f} | "
+            f"| {row['method'].upper()} | {row['ipc']} | {row['K']} | {percent(row['protocol'])} | "
+            f"{percent(row.get('own_recipe'))} | {percent(dc.get('dcjax'))} (K={dc.get('K', '-')}) | "
+            f"{percent(dc.get('random'))} | {row['condense_seconds']:.0f} | "
             f"{row['condense_seconds'] / row['K']:.2f} | {row['authors']} | {row['provenance']['commit'][:7]} |")
     lines += ["", "Authors' figures: DSA and DM READMEs of VICO-UoE/DatasetCondensation (DSA Fashion-MNIST "
               f"{DSA_TABLE['fashion_mnist']}; DM reports CIFAR-10 only, {DM_CIFAR10}; DC paper Fashion-MNIST "
@@ -111,17 +108,26 @@ def markdown(results: dict) -> str:
 
 def authors_figure(method: str, ipc: int) -> str:
     if method == "dsa":
-        return DSA_TABLE["fashion_mnist"].split(" / ")[{1: 0, 10: 1, 50: 2}[ipc]]
-    return "– (DM reports no Fashion-MNIST)"
+        figures = dict(zip((1, 10, 50), DSA_TABLE["fashion_mnist"].split(" / ")))
+        return figures.get(ipc, f"- (none at ipc {ipc})")
+    return "- (DM reports no Fashion-MNIST)"
+
+
+def parse_runs(pairs: list[str]) -> list[tuple[str, int]]:
+    """`--run` values as (method, ipc); a usage error naming the bad one, before anything runs."""
+    runs = []
+    for pair in pairs:
+        method, _, ipc = pair.partition(":")
+        if method not in ("dsa", "dm") or not ipc.isdigit() or int(ipc) < 1:
+            raise app.UsageError(f"--run takes method:ipc with method dsa or dm and ipc >= 1, got {pair!r}")
+        runs.append((method, int(ipc)))
+    return runs
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    runs = [(method, int(ipc)) for method, ipc in (r.split(":") for r in _RUN.value)]
-    for method, _ in runs:
-        if method not in ("dsa", "dm"):
-            raise app.UsageError(f"--run method must be dsa or dm, got {method!r}")
+    runs, own_recipe = parse_runs(_RUN.value), parse_runs(_OWN.value)
     path = os.path.join(_OUT.value, NAME + ".json")
     earlier = []
     if os.path.exists(path):
@@ -142,7 +148,7 @@ def main(argv):
         row = {"method": method, "ipc": ipc, "K": config.num_iterations, "protocol": summary["evaluation"],
                "condense_seconds": summary["condense_seconds"], "dc": reference.get(ipc),
                "authors": authors_figure(method, ipc), "provenance": provenance()}
-        if f"{method}:{ipc}" in _OWN.value:
+        if (method, ipc) in own_recipe:
             own = evaluation_report.evaluate_saved(workdir, ["ConvNet"], 5, {"epochs": 1000,
                                                    "augmentation": f"dsa:{STRATEGY}"}, data_dir=config.data_dir,
                                                    out_dir=os.path.join(workdir, "own_recipe"))

@@ -34,10 +34,10 @@ import numpy as np
 from dcjax import baselines
 from dcjax import data as data_lib
 from dcjax.apps.continual import plot
-from dcjax.apps.ranking import mean_and_std
+from dcjax.apps.ranking import mean_and_std, percent
 from dcjax.configuration import root_keys
 from dcjax.errors import ConfigError
-from dcjax.evaluate import EvalRecipe, evaluate, recipe_from_fields
+from dcjax.evaluate import evaluate, recipe_from_fields
 from dcjax.nets import describe_module, get_model
 from dcjax.support.files import write_json, write_text
 from dcjax.support.progress import progress
@@ -66,10 +66,6 @@ def class_orders(num_classes: int, orders: int) -> list[np.ndarray]:
     return [np.random.RandomState(order).permutation(num_classes) for order in range(orders)]
 
 
-def recipe(config: Any) -> EvalRecipe:
-    return recipe_from_fields(config.recipe, config.epochs)
-
-
 def fingerprint(config: Any) -> dict[str, Any]:
     keep = ("dataset", "seed", "steps", "ipc", "orders", "num_eval", "epochs", "model")
     c = config.condense
@@ -96,8 +92,8 @@ def step_memory(config: Any, memory: str, dataset: data_lib.Dataset, classes: np
         if os.path.isdir(directory):
             synset = load_synthetic(directory)
         else:
-            h = config.herding
-            synset = baselines.build(memory, subset, config.ipc, key, h.model, h.epochs, recipe(config),
+            h, recipe = config.herding, recipe_from_fields(config.recipe, config.epochs)
+            synset = baselines.build(memory, subset, config.ipc, key, h.model, h.epochs, recipe,
                                      **({"width": h.width} if h.get("width") else {}))
             synset.metadata["classes"] = [int(c) for c in classes]
             save_synthetic(directory, synset)
@@ -113,6 +109,7 @@ def run(config: Any, workdir: str, visible: bool = True) -> dict[str, Any]:
     data_lib.check_batch_size(dataset, config.ipc, field="ipc")
     per_step = dataset.num_classes // config.steps
     module = get_model(config.model, dataset.num_classes, dataset.image_shape)
+    recipe = recipe_from_fields(config.recipe, config.epochs)
     log = ResultsLog(os.path.join(workdir, RESULTS_LOG), fingerprint(config), ("memory", "order", "step"))
     orders = class_orders(dataset.num_classes, config.orders)
     y_test = np.asarray(dataset.y_test)
@@ -134,8 +131,7 @@ def run(config: Any, workdir: str, visible: bool = True) -> dict[str, Any]:
                 accs = evaluate(module, np.concatenate([m.images for m in stored]),
                                 np.concatenate([m.labels for m in stored]), dataset.x_test[jnp.asarray(test)],
                                 dataset.y_test[jnp.asarray(test)],
-                                jax.random.fold_in(root_keys(config.seed)["eval"], order), config.num_eval,
-                                recipe(config))
+                                jax.random.fold_in(root_keys(config.seed)["eval"], order), config.num_eval, recipe)
                 log.append({"memory": memory, "order": order, "step": step, "classes_seen": len(seen),
                             "accuracies": [float(a) for a in accs], "seconds": round(time.time() - start, 1)})
                 display.update(sum(log.done(*u) for u in units), f"({memory}, order {order}, step {step + 1})")
@@ -173,6 +169,6 @@ def markdown(report: dict[str, Any]) -> str:
              f"{report['network']}.", "",
              "| memory | " + " | ".join(report["tasks"]) + " | seconds |", "|---" * (len(report["tasks"]) + 2) + "|"]
     for name, m in report["methods"].items():
-        cells = [f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f}" for s in m["stages"]]
+        cells = [percent(s) for s in m["stages"]]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {sum(m['seconds']):.0f} |")
     return "\n".join(lines) + "\n"

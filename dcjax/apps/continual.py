@@ -55,7 +55,7 @@ import optax
 
 from dcjax import baselines, compilation
 from dcjax import data as data_lib
-from dcjax.apps.ranking import mean_and_std
+from dcjax.apps.ranking import mean_and_std, percent
 from dcjax.configuration import root_keys
 from dcjax.errors import ConfigError
 from dcjax.evaluate import EvalRecipe, resolve_parallel
@@ -451,10 +451,6 @@ def summarise(config: Any, module: nn.Module, log: list[dict[str, Any]]) -> dict
     }
 
 
-def _percent(stats: dict[str, Any]) -> str:
-    return f"{100 * stats['mean']:.2f} +- {100 * stats['std']:.2f}"
-
-
 def markdown(report: dict[str, Any]) -> str:
     stages = [f"T{i + 1} (+{task})" for i, task in enumerate(report["tasks"])]
     lines = [f"# Continual learning: {' -> '.join(report['tasks'])} (paper Figure 4 layout)", "",
@@ -466,7 +462,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"{report['temperature']}; network {report['network']}.", "",
              "| method | " + " | ".join(stages) + " | seconds |", "|---" * (len(stages) + 2) + "|"]
     for name, m in report["methods"].items():
-        cells = [_percent(s) for s in m["stages"]] + ["-"] * (len(stages) - len(m["stages"]))
+        cells = [percent(s) for s in m["stages"]] + ["-"] * (len(stages) - len(m["stages"]))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {sum(m['seconds']):.0f} |")
     return "\n".join(lines) + "\n"
 

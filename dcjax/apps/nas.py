@@ -63,11 +63,6 @@ RESULTS_LOG = "candidates.jsonl"
 
 # ----------------------------------------------------------------------------- configuration
 
-def recipe_from_config(config: Any, epochs: int) -> EvalRecipe:
-    """The evaluation recipe of `config.recipe` with `epochs`."""
-    return recipe_from_fields(config.recipe, epochs)
-
-
 def validate(config: Any, num_candidates: int) -> None:
     """ConfigError naming the first unusable field of a search config."""
     proxies = tuple(config.proxies)
@@ -167,7 +162,7 @@ def build_proxies(config: Any, train: data_lib.Dataset, holdout: int, workdir: s
             directory = os.path.join(workdir, "proxies", name, "synthetic")
             h = config.herding
             synset = _saved_or_built(directory, lambda: baselines.build(
-                name, train, config.ipc, key, h.model, h.epochs, recipe_from_config(config, 1),
+                name, train, config.ipc, key, h.model, h.epochs, recipe_from_fields(config.recipe, 1),
                 **({"width": h.width} if h.get("width") else {})))
             proxies.append(Proxy(name, synset.images, synset.labels))
         elif name == "dcjax":
@@ -282,8 +277,8 @@ def search(config: Any, workdir: str, visible: bool = True, devices: list[Any] |
     start = time.time()
     proxies = build_proxies(config, train, holdout, workdir)
     proxy_seconds = time.time() - start
-    recipe = recipe_from_config(config, config.epochs)
-    whole_recipe = recipe_from_config(config, config.whole.epochs)
+    recipe = recipe_from_fields(config.recipe, config.epochs)
+    whole_recipe = recipe_from_fields(config.recipe, config.whole.epochs)
     index = {a.name: i for i, a in enumerate(candidates)}
     arrays = {"val": (x_val, y_val), "test": (dataset.x_test, dataset.y_test),
               "train": (train.x_train, train.y_train)}
@@ -401,12 +396,6 @@ def summarise(config: Any, candidates: list[Architecture], rows: dict[tuple[str,
     }
 
 
-def _percent(stats: dict[str, Any] | None) -> str:
-    if not stats or stats.get("mean") is None:
-        return "-"
-    return f"{100 * stats['mean']:.2f} +- {100 * stats['std']:.2f}"
-
-
 def _rho(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -423,11 +412,11 @@ def markdown(report: dict[str, Any]) -> str:
     for name, p in report["proxies"].items():
         seeds = p["spearman_top_k_over_seeds"]
         spread = "-" if seeds["mean"] is None else f"{seeds['mean']:.2f} +- {seeds['std']:.2f}"
-        lines.append(f"| {name} | {_percent(p['best_selected_test'])} | {_rho(p['spearman_top_k'])} | {spread} | "
+        lines.append(f"| {name} | {ranking.percent(p['best_selected_test'])} | {_rho(p['spearman_top_k'])} | {spread} | "
                      f"{_rho(p['spearman_grid'])} ({p['grid_size_with_whole_scores']}) | {p['search_seconds']:.0f} | "
                      f"{p['stored_images']} |")
     w = report["whole"]
-    lines.append(f"| whole set | {_percent(w['best_test'])} | 1.00 | - | - | {w['seconds']:.0f} "
+    lines.append(f"| whole set | {ranking.percent(w['best_test'])} | 1.00 | - | - | {w['seconds']:.0f} "
                  f"(top-k candidates only) | all |")
     lines += ["", "Best selected: of a proxy's top k, the architecture with the best whole-set validation "
               "accuracy; its whole-set test accuracy over the whole-set networks."]

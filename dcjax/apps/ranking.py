@@ -31,6 +31,13 @@ def top_k(names: Sequence[str], scores: Sequence[float], k: int) -> list[str]:
     return [names[i] for i in order[:k]]
 
 
+def percent(stats: dict | None) -> str:
+    """A mean_and_std record of accuracies as 'mean +- std' in percent; '-' where it has no mean."""
+    if not stats or stats.get("mean") is None:
+        return "-"
+    return f"{100 * stats['mean']:.2f} +- {100 * stats['std']:.2f}"
+
+
 def mean_and_std(values: Sequence[float | None]) -> dict[str, float | None]:
     """{"mean", "std", "n"} over the defined values (None where none is)."""
     defined = [v for v in values if v is not None]
