@@ -2,7 +2,7 @@
 
 * `benchmark` measures one case (a compiled program's time, FLOPs and memory) in a fresh process,
   `bench_report` runs a suite of them and writes its tables (`python bin/bench.py`);
-  `torch_matching` is the reference-style PyTorch matching step they compare with.
+  `authors_code` runs the authors' own PyTorch code (their checkout) on the same shapes to compare with.
 * `cpu_protocol` and `table1_fashion_mnist` reproduce paper figures under the CPU protocol
   (`python -m benchmarks.cpu_protocol`, `python -m benchmarks.table1_fashion_mnist`).
 * `provenance` records the commit, tree state and machine in every results file (results/).

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.util
 from typing import Any, Callable, Iterable
 
 from benchmarks.benchmark import Case, machine_description, run_in_subprocess
@@ -43,7 +42,7 @@ def default_suite(include_torch: bool, quick: bool = False) -> list[Case]:
                       Case("matching", "naive: classes vmapped, lax.conv gradients", batch_real=batch,
                            conv_impl="xla", mode="vmap", scheduler="default", repeats=1)]
         if include_torch:
-            cases.append(Case("torch_matching", "PyTorch, reference style", batch_real=batch))
+            cases.append(Case("torch_matching", "the authors' code", batch_real=batch))
     for image in (MNIST, CIFAR):
         for ipc in (1, 10, 50):
             if image == MNIST and ipc == 1:
@@ -81,6 +80,41 @@ def methods_suite() -> list[Case]:
             + [Case("outer", f"DM, ipc {ipc}", ipc=ipc, method="dm") for ipc in (10, 50)])
 
 
+PROTOCOL_K = {1: 200, 10: 10}   # the CPU protocol's outer iterations per ipc (configs/cpu_protocol.py)
+PROTOCOL_NETWORKS = 5           # evaluation networks of a CPU-protocol run
+PROTOCOL_EPOCHS = 300           # evaluation epochs without augmentation (Fashion-MNIST, CIFAR-10)
+PROTOCOL_TEST_IMAGES = 10_000
+
+
+def authors_suite() -> list[Case]:
+    """dcjax beside the authors' PyTorch code, part by part, at the CPU protocol's settings
+    (batch_real 64; ipc 1 and 10; 28x28x1 and 32x32x3): matching step, inner network update, outer
+    iteration, one evaluation network (300 epochs, 10 000 test images); dcjax also trains the
+    protocol's 5 networks in one program, as `evaluate` does. The report adds up whole runs from these
+    parts. The ipc-10 outer iterations and evaluations take minutes each, so they run once, unwarmed
+    (dcjax compiles before the timed run, so that run holds no compilation).
+    """
+    cases = [Case("peak")]
+    for image in (MNIST, CIFAR):
+        def both(kind, label, **fields):
+            return [Case(kind, f"dcjax, {label}", image=image, **fields),
+                    Case(f"torch_{kind}", f"authors' code, {label}", image=image, **fields)]
+        cases += both("matching", "ipc 1", ipc=1, batch_real=64, repeats=5)
+        cases += both("inner", "ipc 10 (50 SGD steps)", ipc=10, repeats=3)
+        cases.append(Case("matching", "dcjax, ipc 10 (for the FLOP count of the ipc-10 outer iteration)",
+                          image=image, ipc=10, batch_real=64, compile_only=True))
+        for ipc in (1, 10):
+            long = ipc == 10
+            cases += both("outer", f"ipc {ipc}", ipc=ipc, batch_real=64, repeats=1 if long else 5, warmup=not long)
+            cases += both("eval", f"ipc {ipc}, one network", ipc=ipc, num_models=1, mode="map", epochs=PROTOCOL_EPOCHS,
+                          test_images=PROTOCOL_TEST_IMAGES, repeats=1, warmup=False)
+            if not long:   # 5 networks take 5x one (map) on a CPU: measured at ipc 1, where it is cheap
+                cases.append(Case("eval", f"dcjax, ipc {ipc}, {PROTOCOL_NETWORKS} networks in one program",
+                                  image=image, ipc=ipc, num_models=PROTOCOL_NETWORKS, mode="map",
+                                  epochs=PROTOCOL_EPOCHS, test_images=PROTOCOL_TEST_IMAGES, repeats=1, warmup=False))
+    return cases
+
+
 def run_suite(cases: Iterable[Case], on_result: Callable[[dict[str, Any]], None] | None = None,
               timeout_s: float | None = None) -> dict[str, Any]:
     """Measure every case (one process each); `on_result(report)` after each row."""
@@ -95,7 +129,9 @@ def run_suite(cases: Iterable[Case], on_result: Callable[[dict[str, Any]], None]
 
 
 def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    """torch installed and the authors' checkout found (benchmarks/authors_code.py)."""
+    from benchmarks import authors_code
+    return authors_code.available()
 
 
 def _peak(report: dict[str, Any]) -> float | None:
@@ -116,14 +152,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def _setting(case: dict[str, Any]) -> str:
     h, w, c = case["image"]
     text = f"{case['classes']} cl, {h}x{w}x{c}, ipc {case['ipc']}"
-    if case["kind"] in ("matching", "torch_matching", "outer"):
+    if case["kind"].removeprefix("torch_") in ("matching", "outer"):
         text += f", batch_real {case['batch_real']}"
     if case.get("devices", 1) > 1:
         text += f", {case['devices']} devices"
     if case.get("method", "dc") != "dc":
         text += f", method {case['method']}"
-    if case["kind"] == "eval":
-        text = f"{case['num_models']} nets, {case['classes'] * case['ipc']} images, {h}x{w}x{c}"
+    if case["kind"].removeprefix("torch_") == "eval":
+        text = (f"{case['num_models']} net{'s' * (case['num_models'] > 1)}, {case['classes'] * case['ipc']} images, "
+                f"{h}x{w}x{c}, "
+                f"{case['epochs']} epochs, {case['test_images']} test")
     return text
 
 
@@ -183,9 +221,11 @@ def markdown(report: dict[str, Any], command: str) -> str:
                   f"{machine['cores']} physical cores: these rows show the overhead of the sharded program "
                   "(partitioning, collectives, padding classes), not a speed-up."]
     lines += _method_ratios(report)
+    lines += _versus_authors(report, peak)
     if any(row["case"]["kind"] in ("matching", "eval") for row in report["rows"]):
         lines += ["", *_targets(report, peak)]
-    extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]]
+    extra = [row for row in report["rows"] if row["case"]["kind"] in ("inner", "eval") and "error" not in row["result"]
+             and "dcjax" not in row["case"]["label"]]
     if extra:
         lines += ["", "Inner updates: time per SGD step = median / steps. Evaluation: `epochs` in the recipe "
                   "(E+1 epochs run, as the reference), batch 256, then a 2000-image test pass per network. "
@@ -214,6 +254,97 @@ def _method_ratios(report: dict[str, Any]) -> list[str]:
             lines.append(f"- {method.upper()} at ipc {setting[0]}: one outer iteration takes {median:.2f} s, DC's "
                          f"{dc:.2f} s ({ratio} than DC's)")
     return ["", "Methods, same settings, same run:", *lines] if lines else []
+
+
+def _part_key(case: dict[str, Any]) -> tuple:
+    """What a dcjax row and an authors'-code row share when they measure the same work."""
+    kind = case["kind"].removeprefix("torch_")
+    key = (kind, case["classes"], tuple(case["image"]), case["ipc"])
+    if kind in ("matching", "outer"):
+        key += (case["batch_real"],)
+    if kind == "eval":
+        key += (case["epochs"], case["test_images"], case["num_models"])
+    return key
+
+
+def _versus_authors(report: dict[str, Any], peak: float | None) -> list[str]:
+    """dcjax and the authors' code side by side for every part both measured, with the floor
+    (XLA's FLOP count of the part at the measured matmul peak), then whole CPU-protocol runs added up
+    from the parts: K outer iterations + 5 evaluation networks."""
+    ours, theirs = {}, {}
+    for row in report["rows"]:
+        if "error" in row["result"] or "median_s" not in row["result"] or row["case"]["kind"] == "peak":
+            continue
+        side = theirs if row["case"]["kind"].startswith("torch_") else ours
+        side.setdefault(_part_key(row["case"]), row)
+    shared = [key for key in ours if key in theirs]
+    if not shared:
+        return []
+    flop = {_part_key(row["case"]): row["result"]["gflop"] for row in report["rows"]
+            if not row["case"]["kind"].startswith("torch_") and row["result"].get("gflop")}
+    lines = ["", "## dcjax beside the authors' code (same machine, same run, one case at a time)", "",
+             "Floor: XLA's FLOP count of the part divided by the measured matmul peak (no program doing this "
+             "work in float32 can be faster here); an outer iteration's floor is its matching steps' and "
+             "inner updates' floors added (XLA counts a loop body once, so it has no count of its own). "
+             "Authors' GFLOP/s: the same FLOP count over their time.", "",
+             "| part | setting | dcjax s | authors' s | speed-up (target 1.5x) | dcjax GFLOP/s (% peak) | "
+             "authors' GFLOP/s (% peak) | floor s | peak RSS GB, dcjax / authors' |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def rate(gflop, seconds):
+        if not gflop:
+            return "–"
+        return f"{gflop / seconds:.1f}" + (f" ({100 * gflop / seconds / peak:.0f}%)" if peak else "")
+
+    for key in shared:
+        a, b = ours[key]["result"], theirs[key]["result"]
+        gflop = flop.get(key) or _outer_flop(key, flop)
+        floor = f"{gflop / peak:.2f}" if gflop and peak else "–"
+        speed = b["median_s"] / a["median_s"]
+        lines.append(f"| {key[0]} | {_setting(ours[key]['case'])} | {a['median_s']:.2f} | {b['median_s']:.2f} | "
+                     f"{speed:.2f}x{'' if speed >= 1.5 else ' (short)'} | {rate(gflop, a['median_s'])} | "
+                     f"{rate(gflop, b['median_s'])} | {floor} | {a['peak_rss_gb']:.2f} / {b['peak_rss_gb']:.2f} |")
+    lines += _whole_runs(ours, theirs)
+    return lines
+
+
+def _outer_flop(key: tuple, flop: dict[tuple, float]) -> float | None:
+    """An outer iteration's FLOPs: outer_loop matching steps and outer_loop - 1 inner updates."""
+    from dcjax.configuration import loops_for_ipc
+    if key[0] != "outer":
+        return None
+    _, classes, image, ipc, batch_real = key
+    outer_loop, _ = loops_for_ipc(ipc)
+    matching = flop.get(("matching", classes, image, ipc, batch_real))
+    inner = flop.get(("inner", classes, image, ipc)) if outer_loop > 1 else 0.0
+    return outer_loop * matching + (outer_loop - 1) * inner if matching and inner is not None else None
+
+
+def _whole_runs(ours: dict[tuple, dict], theirs: dict[tuple, dict]) -> list[str]:
+    lines = []
+    for key, row in ours.items():
+        if key[0] != "outer" or key not in theirs or key[3] not in PROTOCOL_K:
+            continue
+        _, classes, image, ipc, _ = key
+        k = PROTOCOL_K[ipc]
+        one = ("eval", classes, image, ipc, PROTOCOL_EPOCHS, PROTOCOL_TEST_IMAGES, 1)
+        together = one[:-1] + (PROTOCOL_NETWORKS,)
+        if one not in ours or one not in theirs:
+            continue
+        our_eval, how = ((ours[together]["result"]["median_s"], "measured")
+                         if together in ours else (PROTOCOL_NETWORKS * ours[one]["result"]["median_s"], "5 x one"))
+        our_compile = row["result"].get("compile_s", 0.0) + (ours.get(together, ours[one])["result"].get("compile_s", 0.0))
+        our_total = k * row["result"]["median_s"] + our_eval + our_compile
+        their_total = k * theirs[key]["result"]["median_s"] + PROTOCOL_NETWORKS * theirs[one]["result"]["median_s"]
+        lines.append(f"| {_setting(row['case'])} | {k} | {our_total / 60:.1f} ({how}; compilation "
+                     f"{our_compile:.0f} s) | {their_total / 60:.1f} | {their_total / our_total:.2f}x"
+                     f"{'' if their_total / our_total >= 1.5 else ' (short)'} |")
+    if not lines:
+        return []
+    return ["", f"Whole CPU-protocol runs added up from the parts: K outer iterations + {PROTOCOL_NETWORKS} "
+            f"evaluation networks ({PROTOCOL_EPOCHS} epochs, {PROTOCOL_TEST_IMAGES} test images); dcjax's "
+            "compilations included, its 5 networks as one program ('measured') or 5 x one network. Not timed "
+            "as whole runs: the parts' medians times their counts.", "",
+            "| run | K | dcjax min | authors' min | speed-up (target 1.5x) |", "|---|---|---|---|---|", *lines]
 
 
 def _default_matching(report: dict[str, Any], batch_real: int) -> dict[str, Any] | None:

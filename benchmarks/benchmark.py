@@ -36,7 +36,7 @@ EVAL_TEST_IMAGES = 2000   # test-set size of the evaluation case (a real test se
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One measurement. `kind` picks the function; the other fields are its settings."""
-    kind: str                      # peak | matching | inner | outer | eval | torch_matching
+    kind: str                      # peak | matching | inner | outer | eval, and torch_<the same> (the authors' code)
     label: str = ""
     classes: int = 10
     image: tuple[int, int, int] = (28, 28, 1)
@@ -52,6 +52,8 @@ class Case:
     compile_only: bool = False
     devices: int = 1               # outer: simulated CPU devices (XLA_FLAGS) the classes are sharded over
     method: str = "dc"             # outer: dc | dsa | dm, each with its configs.common setting
+    test_images: int = EVAL_TEST_IMAGES   # eval: size of the random test set each network is tested on
+    warmup: bool = True            # one untimed run first (compilation is timed apart; off for minutes-long runs)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -95,8 +97,8 @@ def compile_and_analyse(fun: Callable, args: Sequence[Any], options: dict[str, s
 
 def time_compiled(fun: Callable, args: Sequence[Any], repeats: int, options: dict[str, str],
                   compile_only: bool = False, feed_back: Callable | None = None,
-                  call: Callable | None = None) -> dict[str, Any]:
-    """Compile `fun(*args)`, analyse it, warm up once, and time `repeats` runs (median).
+                  call: Callable | None = None, warmup: bool = True) -> dict[str, Any]:
+    """Compile `fun(*args)`, analyse it, warm up once (unless not `warmup`), and time `repeats` runs (median).
 
     `feed_back(args, out)` gives the next call's arguments (e.g. the next state of a loop);
     `call(compiled, args)` replaces the timed `compiled(*args)` (e.g. several calls in a row).
@@ -105,10 +107,10 @@ def time_compiled(fun: Callable, args: Sequence[Any], repeats: int, options: dic
     if compile_only:
         return result
     call = call or (lambda compiled, args: compiled(*args))
-    out = _block(call(compiled, args))
+    out = _block(call(compiled, args)) if warmup else None
     times = []
     for _ in range(repeats):
-        if feed_back is not None:
+        if feed_back is not None and out is not None:
             args = feed_back(args, out)
         start = time.perf_counter()
         out = _block(call(compiled, args))
@@ -237,18 +239,19 @@ def measure_outer(case: Case) -> dict[str, Any]:
     dataset = layout.put_replicated(dataset)
     step = condensation.outer_iteration_function(module, config, layout)
     return _without_flop_rate(time_compiled(step, [state, dataset], case.repeats, _options(case.scheduler),
-                                            case.compile_only, feed_back=lambda args, out: [out[0], args[1]]))
+                                            case.compile_only, feed_back=lambda args, out: [out[0], args[1]],
+                                            warmup=case.warmup))
 
 
 def measure_eval(case: Case) -> dict[str, Any]:
-    """`num_models` networks trained on an ipc x classes set for `epochs`, then tested on 2000 images.
+    """`num_models` networks trained on an ipc x classes set for `epochs`, then tested on `test_images` images.
 
     'vmap' and 'map' are one compiled program for all networks; 'sequential' calls the
     one-network program `num_models` times from Python, as a user looping over seeds would.
     """
     from dcjax.evaluate import EvalRecipe, evaluation_program
     module = _convnet(case)
-    dataset = _random_dataset(case, train_per_class=case.ipc, test_size=EVAL_TEST_IMAGES)
+    dataset = _random_dataset(case, train_per_class=case.ipc, test_size=case.test_images)
     keys = jax.random.split(jax.random.PRNGKey(0), case.num_models)
     networks = (keys, jnp.arange(case.num_models))
     recipe = EvalRecipe(epochs=case.epochs)
@@ -256,28 +259,43 @@ def measure_eval(case: Case) -> dict[str, Any]:
     options = _options(case.scheduler)
     if case.mode in ("vmap", "map"):
         run = evaluation_program(module, recipe, case.mode)
-        result = time_compiled(run, [networks] + data_args, case.repeats, options, case.compile_only)
+        result = time_compiled(run, [networks] + data_args, case.repeats, options, case.compile_only,
+                               warmup=case.warmup)
     elif case.mode == "sequential":
         def one_after_another(compiled, args):
             return [_block(compiled((keys[i:i + 1], networks[1][i:i + 1]), *args[1:])) for i in range(case.num_models)]
 
         result = time_compiled(evaluation_program(module, recipe, "map"), [(keys[:1], networks[1][:1])] + data_args,
-                               case.repeats,
-                               options, case.compile_only, call=one_after_another)
+                               case.repeats, options, case.compile_only, call=one_after_another, warmup=case.warmup)
     else:
         raise ValueError(f"eval mode must be vmap, map or sequential, got {case.mode!r}")
     result["epochs_run"] = sum(recipe.phase_epochs())
     return _without_flop_rate(result)
 
 
-def measure_torch_matching(case: Case) -> dict[str, Any]:
-    """The reference-style PyTorch matching step (benchmarks/torch_matching.py), if torch is installed."""
-    from benchmarks import torch_matching
-    return torch_matching.time_matching_step(case.classes, case.image, case.ipc, case.batch_real, case.repeats)
+def measure_torch(case: Case) -> dict[str, Any]:
+    """The authors' PyTorch code on the case's shapes (benchmarks/authors_code.py; needs torch and their checkout)."""
+    from benchmarks import authors_code
+    kind = case.kind[len("torch_"):]
+    if kind == "matching":
+        return authors_code.time_matching_step(case.classes, case.image, case.ipc, case.batch_real, case.repeats,
+                                               case.warmup)
+    if kind == "inner":
+        return authors_code.time_inner_update(case.classes, case.image, case.ipc, case.repeats, case.warmup)
+    if kind == "outer":
+        return authors_code.time_outer_iteration(case.classes, case.image, case.ipc, case.batch_real, case.repeats,
+                                                 case.warmup)
+    if kind == "eval":
+        if case.num_models != 1:
+            raise ValueError("the authors' code trains evaluation networks one at a time: use num_models=1")
+        return authors_code.time_evaluation(case.classes, case.image, case.ipc, case.epochs, case.test_images,
+                                            case.repeats)
+    raise ValueError(f"no authors' code for kind {case.kind!r}")
 
 
 MEASURES = {"peak": measure_peak, "matching": measure_matching, "inner": measure_inner,
-            "outer": measure_outer, "eval": measure_eval, "torch_matching": measure_torch_matching}
+            "outer": measure_outer, "eval": measure_eval,
+            **{f"torch_{kind}": measure_torch for kind in ("matching", "inner", "outer", "eval")}}
 
 
 def measure(case: Case) -> dict[str, Any]:

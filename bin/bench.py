@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --methods | --only=eval] [--out=...]
+"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --methods | --authors | --only=eval]
 
 Runs the suite of benchmarks.bench_report (matching steps, inner updates, outer iterations,
-evaluation, CIFAR-100 memory, and the reference-style PyTorch step when torch is installed), one
-fresh process per case, and writes <out>/<name>.json and .md after every case. Run it on an
-otherwise idle machine: it is a benchmark, not a test.
+evaluation, CIFAR-100 memory, and the authors' PyTorch matching step when torch and their checkout are
+there: benchmarks/authors_code.py), one fresh process per case, and writes <out>/<name>.json and .md
+after every case. `--authors` sets dcjax beside the authors' code part by part at the CPU protocol's
+settings and adds up whole runs. Run it on an otherwise idle machine: it is a benchmark, not a test.
 """
 import sys
 
@@ -19,7 +20,8 @@ _QUICK = flags.DEFINE_bool("quick", False, "One small case of each kind (a smoke
 _ONLY = flags.DEFINE_list("only", None, "Run only the default suite's cases of these kinds (e.g. eval,outer).")
 _DEVICES = flags.DEFINE_bool("devices", False, "Only the outer iteration on 1, 2, 4, 8 simulated CPU devices.")
 _METHODS = flags.DEFINE_bool("methods", False, "Only one outer iteration of DC, DSA and DM (ipc 1; DM also 10, 50).")
-_TORCH = flags.DEFINE_bool("torch", True, "Include the PyTorch reference step if torch is installed.")
+_AUTHORS = flags.DEFINE_bool("authors", False, "Only dcjax beside the authors' PyTorch code, part by part and whole runs.")
+_TORCH = flags.DEFINE_bool("torch", True, "Include the authors' PyTorch step if torch and their checkout are there.")
 _TIMEOUT = flags.DEFINE_float("case_timeout", 1800, "Seconds after which one case is abandoned.")
 
 
@@ -30,6 +32,14 @@ def main(argv):
     if _DEVICES.value:
         name = _NAME.value or f"bench_{jax.default_backend()}_devices"
         cases = bench_report.devices_suite()
+    elif _AUTHORS.value:
+        from benchmarks import authors_code
+        if not bench_report.torch_available():
+            raise app.UsageError(f"--authors needs torch (pip install torch==2.13.0) and the authors' code at "
+                                 f"{authors_code.repo_path()} (git clone https://github.com/VICO-UoE/DatasetCondensation "
+                                 f"there, or set {authors_code.REPO_ENV})")
+        name = _NAME.value or f"bench_{jax.default_backend()}_authors"
+        cases = bench_report.authors_suite()
     elif _METHODS.value:
         name = _NAME.value or f"bench_{jax.default_backend()}_methods"
         cases = bench_report.methods_suite()
