@@ -5,7 +5,8 @@
 Runs what `python bin/nas.py --config=configs/nas_fashion_mnist_cpu.py` runs, in the workdir
 runs/nas_fashion_mnist_cpu (resumed if it is there: every finished candidate is kept; `--fresh`
 starts over), and copies the report with its command, budget, wall time and provenance to
-benchmarks/results/nas_fashion_mnist.{json,md}.
+benchmarks/results/nas_fashion_mnist.{json,md} and its Figure-F5 scatter to
+benchmarks/results/nas_fashion_mnist.png.
 """
 import os
 import shutil
@@ -25,6 +26,18 @@ _DATA_DIR = flags.DEFINE_string("data_dir", os.path.join(ROOT, "..", "shared", "
                                 "The offline Fashion-MNIST (.npz or IDX directory); empty: tensorflow-datasets.")
 _FRESH = flags.DEFINE_bool("fresh", False, "Delete the workdir first (no resumed candidates).")
 COMMAND = "python -m benchmarks.nas_fashion_mnist"
+NAME = "nas_fashion_mnist"
+
+
+def markdown(results: dict) -> str:
+    """The committed Markdown of a results record (the search's table, then where and how it ran)."""
+    return "\n".join([
+        nas.markdown(results["report"]).rstrip("\n"), "",
+        f"Command: `{COMMAND}` (config configs/nas_fashion_mnist_cpu.py: its docstring states the budget)  ",
+        markdown_line(results),
+        f"Wall time of this run: {results['wall_seconds_this_run']:.0f} s"
+        + (" (resumed: candidates finished by an earlier run of the same code were kept)" if results["resumed"] else "")
+        + ("  \n" + results["note"] if results.get("note") else ""), ""])
 
 
 def main(argv):
@@ -40,13 +53,9 @@ def main(argv):
     report = nas.search(config, workdir)
     results = {"command": COMMAND, "provenance": provenance(), "config": "configs/nas_fashion_mnist_cpu.py",
                "wall_seconds_this_run": round(time.time() - start, 1), "resumed": resumed, "report": report}
-    text = "\n".join([
-        nas.markdown(report).rstrip("\n"), "",
-        f"Command: `{COMMAND}` (config configs/nas_fashion_mnist_cpu.py: its docstring states the budget)  ",
-        markdown_line(results),
-        f"Wall time of this run: {results['wall_seconds_this_run']:.0f} s"
-        + (" (resumed: candidates finished by an earlier run of the same code were kept)" if resumed else ""), ""])
-    evaluation_report.write_results(_OUT.value, results, text, "nas_fashion_mnist")
+    text = markdown(results)
+    evaluation_report.write_results(_OUT.value, results, text, NAME)
+    shutil.copyfile(os.path.join(workdir, "nas_scatter.png"), os.path.join(_OUT.value, NAME + ".png"))
     print(text, flush=True)
 
 

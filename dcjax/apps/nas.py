@@ -416,10 +416,14 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{_rho(p['spearman_grid'])} ({p['grid_size_with_whole_scores']}) | {p['search_seconds']:.0f} | "
                      f"{p['stored_images']} |")
     w = report["whole"]
+    trained = "every candidate" if report["ground_truth"] == "all" else "top-k candidates only"
     lines.append(f"| whole set | {ranking.percent(w['best_test'])} | 1.00 | - | - | {w['seconds']:.0f} "
-                 f"(top-k candidates only) | all |")
+                 f"({trained}) | all |")
     lines += ["", "Best selected: of a proxy's top k, the architecture with the best whole-set validation "
-              "accuracy; its whole-set test accuracy over the whole-set networks."]
+              "accuracy; its whole-set test accuracy over the whole-set networks. Search s: training and "
+              "scoring every candidate on the proxy, compilation included; building the proxies (herding's "
+              f"feature network, the condensation) took {report['proxy_build_seconds_this_run']:.0f} s more in "
+              "the run that wrote this report (0 where they were reloaded from the workdir)."]
     for name, p in report["proxies"].items():
         if p["note"]:
             lines.append(f"* {name}: {p['note']}")
