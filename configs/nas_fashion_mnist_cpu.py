@@ -20,7 +20,9 @@ one width-32 candidate trains its 2 networks on a 100-image proxy in ~35 s, earl
   benchmarks/results/cpu_protocol_fashion_mnist.md), so at this budget the condensed proxy is
   random real images refined by 50 gradient-matching steps; the paper's K=1000 takes days here.
 `python -m benchmarks.nas_fashion_mnist` runs it and writes its figures, command and wall time to
-benchmarks/results/nas_fashion_mnist.md.
+benchmarks/results/nas_fashion_mnist.md: 4969 s (83 min) at c2aa8a2 on a 2-core AMD EPYC, of which
+building the proxies (herding, the K=5 condensation) 38 min (an upper bound, see the md), training
+every candidate on the four proxies 24 min, the whole-set ground truth 21 min.
 """
 from configs import common, cpu_protocol
 
