@@ -77,7 +77,7 @@ def test_pytorch_default_initialisation_bounds():
             assert np.abs(w).max() > 0.9 * bound  # uniform over the whole range, not a narrower law
     dense = np.asarray(params["Dense_0"]["kernel"])
     assert np.abs(dense).max() <= 1 / np.sqrt(2048)
-    norm = params["GroupNorm_0"]
+    norm = params["InstanceNorm_0"]
     assert np.all(np.asarray(norm["scale"]) == 1) and np.all(np.asarray(norm["bias"]) == 0)
 
 
@@ -86,10 +86,55 @@ def test_instance_norm_normalises_each_channel_of_each_image():
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 8, 3)) * 5 + 2
     variables = module.init(jax.random.PRNGKey(0), x)
     _, inter = module.apply(variables, x, capture_intermediates=True)
-    h = np.asarray(inter["intermediates"]["GroupNorm_0"]["__call__"][0])
+    h = np.asarray(inter["intermediates"]["InstanceNorm_0"]["__call__"][0])
     np.testing.assert_allclose(h.mean(axis=(1, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(h.std(axis=(1, 2)), 1, atol=1e-3)
 
+
+
+def test_instance_norm_equals_flax_group_norm_in_value_and_derivatives():
+    """The hand-written backward pass gives autodiff's first and second derivatives."""
+    import flax.linen as nn
+    from dcjax.nets.instance_norm import InstanceNorm
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    x = jax.random.normal(keys[0], (3, 6, 5, 4)) * 3 + 1
+    scale, bias = 1 + 0.3 * jax.random.normal(keys[1], (4,)), jax.random.normal(keys[2], (4,))
+    weights = jax.random.normal(keys[3], x.shape)
+    ours, flax_norm = InstanceNorm(), nn.GroupNorm(num_groups=None, group_size=1, epsilon=1e-5)
+    variables = {"params": {"scale": scale, "bias": bias}}
+
+    def loss(module, variables, x):   # a nonlinear readout, so second derivatives are not trivial
+        return jnp.sum(jnp.tanh(module.apply(variables, x)) * weights)
+
+    def matching_like(module, x):     # d/dx of a function of the parameter gradient, as matching needs
+        grads = jax.grad(loss, argnums=1)(module, variables, x)
+        return jnp.sum(jnp.square(grads["params"]["scale"])) + jnp.sum(grads["params"]["bias"] ** 3)
+
+    np.testing.assert_allclose(ours.apply(variables, x), flax_norm.apply(variables, x), atol=1e-5)
+    for argnums in (1, 2):
+        ours_grad = jax.grad(loss, argnums=argnums)(ours, variables, x)
+        flax_grad = jax.grad(loss, argnums=argnums)(flax_norm, variables, x)
+        for a, b in zip(jax.tree_util.tree_leaves(ours_grad), jax.tree_util.tree_leaves(flax_grad)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    second = jax.grad(matching_like, argnums=1)
+    np.testing.assert_allclose(second(ours, x), second(flax_norm, x), rtol=1e-3, atol=1e-4)
+    assert np.abs(np.asarray(second(ours, x))).max() > 1e-2   # a real signal, not two zeros
+
+
+def test_conv_bias_before_instance_norm_changes_nothing():
+    """ConvNet skips adding the conv bias its instance norm would remove; other norms keep it."""
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 16, 3))
+    for norm, cancelled in (("instance", True), ("batch", False), ("none", False)):
+        module = get_model("ConvNet", 10, width=8, depth=2, norm=norm)
+        variables = module.init(jax.random.PRNGKey(0), x)
+        shifted = jax.tree_util.tree_map_with_path(
+            lambda path, v: v + 1.0 if "Conv" in str(path[1]) and "bias" in str(path[-1]) else v, variables)
+        same = np.allclose(module.apply(variables, x), module.apply(shifted, x), atol=1e-5)
+        assert same == cancelled, norm
+        if cancelled:   # the bias stays a parameter (reference count and init) with a zero gradient
+            grads = jax.grad(lambda v: jnp.sum(module.apply(v, x) ** 2))(variables)["params"]
+            assert not np.asarray(grads["Conv_0"]["bias"]).any()
+            assert np.asarray(grads["Conv_0"]["kernel"]).any()
 
 # The reference's other architectures. Counts: sum(p.numel() for p in net.parameters()) of the
 # reference's networks.py definitions (LeNet, AlexNet, AlexNetBN, VGG11, VGG11BN, ResNet18,

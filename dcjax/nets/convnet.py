@@ -69,7 +69,8 @@ class ConvNet(nn.Module):
         act = activation_fn(self.activation)
         padding = first_layer_padding(x.shape[-3:], 1)
         for d in range(self.depth_for(x.shape[-3:])):
-            x = Conv(self.width, 3, padding=padding if d == 0 else 1, impl=self.conv_impl)(x)
+            x = Conv(self.width, 3, padding=padding if d == 0 else 1, impl=self.conv_impl,
+                     bias_cancelled=self.norm == "instance")(x)
             x = norm_layer(self.norm, train)(x)
             x = act(x)
             x = pool(x, self.pooling)
