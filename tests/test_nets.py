@@ -304,3 +304,18 @@ def test_images_just_big_enough_build(name, shape):
     x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
     variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
     assert jax.eval_shape(module.apply, variables, x).shape == (2, 10)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_average_pooling_equals_flax_avg_pool(size):
+    """Strided-slice average pooling: Flax's VALID avg_pool values and gradients, odd maps included."""
+    import flax.linen as nn
+    from dcjax.nets.layers import pool
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size + 2, 3))
+    weights = jax.random.normal(jax.random.PRNGKey(1), (2, size // 2, (size + 2) // 2, 3))
+    ours, flax_pool = pool(x, "avg"), nn.avg_pool(x, (2, 2), strides=(2, 2))
+    assert ours.shape == flax_pool.shape
+    np.testing.assert_allclose(ours, flax_pool, atol=1e-6)
+    grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * weights))(x)   # noqa: E731
+    np.testing.assert_allclose(grad(lambda x: pool(x, "avg")), grad(lambda x: nn.avg_pool(x, (2, 2), strides=(2, 2))),
+                               atol=1e-6)
