@@ -64,8 +64,10 @@ def test_report_renders_every_row_and_the_pytorch_ratio(tmp_path):
                                    "peak_rss_gb": 3.0}},
                        {"case": vars(Case("torch_matching", "theirs", batch_real=64)),
                         "result": {"median_s": 4.0, "peak_rss_gb": 1.0}},
+                       {"case": vars(Case("torch_matching", "theirs at another shape", image=(32, 32, 3),
+                                          batch_real=64)), "result": {"median_s": 9.0, "peak_rss_gb": 1.0}},
                        {"case": vars(Case("outer", "broken")), "result": {"error": "boom"}}]}
-    text = bench_report.markdown(report, "cmd")
+    text = bench_report.markdown(report, "cmd")   # ratios against the same shape's row only
     assert "| 2.00 | 1 |" in text and "| 50 |" in text      # 50 GFLOP/s of a 100 GFLOP/s peak
     assert "| 2.00x |" in text and "error: boom" in text
     assert "| matching step >= 1.5x faster than PyTorch, batch_real 64 | 2.00x | yes |" in text
