@@ -319,3 +319,18 @@ def test_average_pooling_equals_flax_avg_pool(size):
     grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * weights))(x)   # noqa: E731
     np.testing.assert_allclose(grad(lambda x: pool(x, "avg")), grad(lambda x: nn.avg_pool(x, (2, 2), strides=(2, 2))),
                                atol=1e-6)
+
+
+def test_instance_norm_trains_inside_shard_map_with_replicated_parameters():
+    """Inside jax.shard_map (here over one device) the maps vary per device while the norm's
+    constant-initialised parameters do not: their gradients must still type-check and equal the
+    plain gradients (the evaluation of several networks over devices does this)."""
+    from jax.sharding import Mesh, PartitionSpec as P
+    module = get_model("ConvNet", 10, width=8, depth=1)
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 3))
+    variables = module.init(jax.random.PRNGKey(1), x)
+    grad = jax.grad(lambda v, x: jnp.sum(module.apply(v, x) ** 2))
+    mesh = Mesh(np.array(jax.devices()[:1]), ("devices",))
+    sharded = jax.jit(jax.shard_map(grad, mesh=mesh, in_specs=(P(), P("devices")), out_specs=P()))(variables, x)
+    for a, b in zip(jax.tree_util.tree_leaves(sharded), jax.tree_util.tree_leaves(grad(variables, x))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

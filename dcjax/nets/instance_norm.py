@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dcjax.nets.manual_axes import varying_alike
+
 EPSILON = 1e-5
 _MAP_AXES = (-3, -2)   # (H, W) of an NHWC feature map
 
@@ -30,16 +32,15 @@ def _statistics(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return mean, lax.rsqrt(variance + EPSILON)
 
 
-@jax.custom_vjp
-def instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
-    """Normalise each channel of each (..., H, W, C) map to mean 0 and variance 1, then scale and shift."""
-    mean, inv_std = _statistics(x)
-    return (x - mean) * (inv_std * scale) + bias
-
-
 def _forward(x, scale, bias):
     mean, inv_std = _statistics(x)
     return (x - mean) * (inv_std * scale) + bias, (x, mean, inv_std, scale)
+
+
+@jax.custom_vjp
+def instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+    """Normalise each channel of each (..., H, W, C) map to mean 0 and variance 1, then scale and shift."""
+    return _forward(x, scale, bias)[0]
 
 
 def _backward(residuals, dy):
@@ -66,4 +67,4 @@ class InstanceNorm(nn.Module):
         channels = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (channels,))
         bias = self.param("bias", nn.initializers.zeros, (channels,))
-        return instance_norm(x, scale, bias)
+        return instance_norm(*varying_alike(x, scale, bias))

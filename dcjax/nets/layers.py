@@ -27,6 +27,7 @@ from jax import lax
 
 from dcjax.errors import ConfigError
 from dcjax.nets.instance_norm import InstanceNorm
+from dcjax.nets.manual_axes import varying_alike
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -170,6 +171,7 @@ def _input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int
         return vjp(dy)[0]
 
     def flipped(x, dy, kernel):
+        dy, kernel = varying_alike(dy, kernel)
         return _transposed_conv(dy, kernel, padding)
 
     if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS:
@@ -192,7 +194,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, padding: int, stride: int = 1,
            impl: str = "matmul_grad") -> jax.Array:
     """NHWC x HWIO convolution; `impl` picks how its weight gradient is computed (see module doc)."""
     if impl == "matmul_grad" and stride == 1:
-        return _matmul_grad_conv(x, kernel, padding)
+        return _matmul_grad_conv(*varying_alike(x, kernel), padding)
     return _xla_conv(x, kernel, padding, stride)
 
 
@@ -247,10 +249,10 @@ POOLINGS = ("none", "avg", "max")
 def norm_layer(norm: str, train: bool) -> Callable[[jax.Array], jax.Array]:
     """The reference's normalisations, eps 1e-5 as in PyTorch.
 
-    'instance' is GroupNorm with one channel per group (affine), as in the reference (`InstanceNorm`,
-    with a faster backward pass than Flax's GroupNorm); 'layer'
-    normalises over (H, W, C) with an elementwise (H, W, C) affine; 'batch' uses PyTorch's running
-    statistics momentum 0.1 (Flax momentum 0.9).
+    'instance' is GroupNorm with one channel per group (affine), as in the reference, written as
+    `InstanceNorm` (a faster backward pass than Flax's GroupNorm, same values); 'layer' normalises
+    over (H, W, C) with an elementwise (H, W, C) affine; 'batch' uses PyTorch's running statistics
+    momentum 0.1 (Flax momentum 0.9).
     """
     if norm == "none":
         return lambda x: x
