@@ -7,7 +7,7 @@ import pytest
 from dcjax.errors import ConfigError
 from dcjax.matching import (class_matching_loss, gradient_distance, matching_loss_and_grad)
 from dcjax.nets import get_model
-from dcjax.nets.layers import conv2d
+from dcjax.nets.convolution import conv2d
 
 
 # ---- plain NumPy transcriptions of SPEC section 1 / reference utils.py:218-271 -----------------
@@ -183,7 +183,7 @@ def test_matmul_gradient_convolution_under_vmap_equals_per_example_gradients():
 def test_transposed_convolution_derivatives_equal_autodiff(padding):
     # The CPU input gradient's own custom derivatives (a forward convolution in dy, a matmul weight
     # gradient in the kernel) against JAX's autodiff of the same flipped-kernel convolution.
-    from dcjax.nets.layers import _flipped_kernel_conv, _transposed_conv
+    from dcjax.nets.convolution import _flipped_kernel_conv, _transposed_conv
     keys = jax.random.split(jax.random.PRNGKey(6), 2)
     dy = jax.random.normal(keys[0], (2, 5, 5, 4))
     w = jax.random.normal(keys[1], (3, 3, 6, 4))

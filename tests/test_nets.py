@@ -95,7 +95,7 @@ def test_instance_norm_normalises_each_channel_of_each_image():
 def test_instance_norm_equals_flax_group_norm_in_value_and_derivatives():
     """The hand-written backward pass gives autodiff's first and second derivatives."""
     import flax.linen as nn
-    from dcjax.nets.instance_norm import InstanceNorm
+    from dcjax.nets.layers import InstanceNorm
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     x = jax.random.normal(keys[0], (3, 6, 5, 4)) * 3 + 1
     scale, bias = 1 + 0.3 * jax.random.normal(keys[1], (4,)), jax.random.normal(keys[2], (4,))
@@ -135,6 +135,59 @@ def test_conv_bias_before_instance_norm_changes_nothing():
             grads = jax.grad(lambda v: jnp.sum(module.apply(v, x) ** 2))(variables)["params"]
             assert not np.asarray(grads["Conv_0"]["bias"]).any()
             assert np.asarray(grads["Conv_0"]["kernel"]).any()
+
+
+@pytest.mark.parametrize("channels,padding,size", [(1, 3, 10), (3, 1, 9)])
+def test_fused_first_block_equals_conv_then_instance_norm(channels, padding, size):
+    """The first block's convolution and instance norm as one operation (patch moments): the same
+    values, parameter and image gradients, and image derivative of the parameter gradients."""
+    from dcjax.nets.conv_instance_norm import _fused
+    from dcjax.nets.convolution import conv2d
+    from dcjax.nets.instance_norm import instance_norm
+    keys = jax.random.split(jax.random.PRNGKey(channels), 5)
+    x = jax.random.normal(keys[0], (3, size, size, channels)) + 0.5   # a mean the norm must remove
+    kernel = 0.4 * jax.random.normal(keys[1], (3, 3, channels, 6))
+    scale, bias = 1 + 0.3 * jax.random.normal(keys[2], (6,)), 0.2 * jax.random.normal(keys[3], (6,))
+    out_size = size + 2 * padding - 2
+    weights = jax.random.normal(keys[4], (3, out_size, out_size, 6))
+    fused = lambda *args: _fused(*args, padding)
+    composed = lambda x, k, s, b: instance_norm(conv2d(x, k, padding), s, b)
+
+    def loss(block, x, k, s, b):
+        return jnp.sum(jnp.tanh(block(x, k, s, b)) * weights)
+
+    def matching_like(block, x):   # d/dx of a function of the parameter gradients, as matching needs
+        dk, ds, db = jax.grad(loss, argnums=(2, 3, 4))(block, x, kernel, scale, bias)
+        return jnp.sum(dk ** 2) + jnp.sum(ds ** 2) + jnp.sum(db ** 3)
+
+    args = (x, kernel, scale, bias)
+    np.testing.assert_allclose(fused(*args), composed(*args), atol=2e-5)
+    for ours, theirs in zip(jax.grad(loss, argnums=(1, 2, 3, 4))(fused, *args),
+                            jax.grad(loss, argnums=(1, 2, 3, 4))(composed, *args)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    second_ours, second_theirs = (jax.grad(matching_like, argnums=1)(block, x) for block in (fused, composed))
+    np.testing.assert_allclose(second_ours, second_theirs, rtol=1e-3, atol=1e-3 * np.abs(second_theirs).max())
+    assert np.abs(np.asarray(second_theirs)).max() > 1e-2
+
+
+def test_convnet_fuses_only_its_thin_first_block_with_instance_norm(monkeypatch):
+    from dcjax.nets import layers
+    from dcjax.nets.layers import Conv
+    thin, wide = jnp.zeros((2, 8, 8, 3)), jnp.zeros((2, 8, 8, 128))
+    assert Conv(16, bias_cancelled=True).fuses_with_instance_norm(thin)
+    assert not Conv(16, bias_cancelled=True).fuses_with_instance_norm(wide)
+    assert not Conv(16).fuses_with_instance_norm(thin)                       # a bias the norm would not see
+    assert not Conv(16, bias_cancelled=True, stride=2).fuses_with_instance_norm(thin)
+    assert not Conv(16, bias_cancelled=True, impl="xla").fuses_with_instance_norm(thin)
+    fused_inputs = []
+    monkeypatch.setattr(layers, "conv_instance_norm",
+                        lambda x, *rest: fused_inputs.append(x.shape) or layers.instance_norm(
+                            layers.conv2d(x, rest[0], rest[3]), rest[1], rest[2]))
+    for norm, expected in (("instance", [thin.shape]), ("batch", [])):
+        fused_inputs.clear()
+        module = get_model("ConvNet", 10, width=8, depth=2, norm=norm)
+        module.init(jax.random.PRNGKey(0), thin)
+        assert fused_inputs == expected, norm
 
 # The reference's other architectures. Counts: sum(p.numel() for p in net.parameters()) of the
 # reference's networks.py definitions (LeNet, AlexNet, AlexNetBN, VGG11, VGG11BN, ResNet18,

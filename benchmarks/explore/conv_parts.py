@@ -1,6 +1,6 @@
 """Exploratory: forward, input-gradient and weight-gradient convolutions of ConvNet layers, XLA vs matmul."""
 import time, jax
-from dcjax.nets.layers import _xla_conv, _kernel_gradient
+from dcjax.nets.convolution import _xla_conv, _kernel_gradient
 def bench(name, f, *a, flops=None):
     f = jax.jit(f); jax.block_until_ready(f(*a)); t=time.time()
     for _ in range(3): r = f(*a)

@@ -4,7 +4,7 @@ flipped-kernel input gradient, once, unrolled 10x and in a 10-step lax.scan (ms 
     python benchmarks/explore/input_gradient_in_loops.py
 """
 import time, jax, jax.numpy as jnp
-from dcjax.nets.layers import _kernel_gradient, _xla_conv
+from dcjax.nets.convolution import _kernel_gradient, _xla_conv
 k = jax.random.PRNGKey(0)
 def bench(f, c, n):
     f = jax.jit(f); jax.block_until_ready(f(c)); best = 1e9

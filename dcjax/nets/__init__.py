@@ -18,7 +18,8 @@ import jax.numpy as jnp
 from dcjax.errors import ConfigError
 from dcjax.nets.alexnet import ALEXNET_NORMS, AlexNet
 from dcjax.nets.convnet import ConvNet
-from dcjax.nets.layers import ACTIVATIONS, CONV_IMPLS, NORMS, POOLINGS, InputTooSmall
+from dcjax.nets.convolution import CONV_IMPLS
+from dcjax.nets.layers import ACTIVATIONS, NORMS, POOLINGS, InputTooSmall
 from dcjax.nets.lenet import LENET_NORMS, LeNet
 from dcjax.nets.mlp import MLP
 from dcjax.nets.resnet import RESNET_NORMS, ResNet18

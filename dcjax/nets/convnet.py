@@ -4,7 +4,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from dcjax.nets.layers import Conv, Dense, activation_fn, first_layer_padding, norm_layer, pool
+from dcjax.nets.layers import Conv, Dense, InstanceNorm, activation_fn, first_layer_padding, norm_layer, pool
 
 REFERENCE_DEPTH = 3   # the reference's default ConvNet depth (utils.py get_default_convnet_setting)
 MIN_NORM_MAP = 4      # smallest side of the map the last block normalises for matching to learn
@@ -69,9 +69,12 @@ class ConvNet(nn.Module):
         act = activation_fn(self.activation)
         padding = first_layer_padding(x.shape[-3:], 1)
         for d in range(self.depth_for(x.shape[-3:])):
-            x = Conv(self.width, 3, padding=padding if d == 0 else 1, impl=self.conv_impl,
-                     bias_cancelled=self.norm == "instance")(x)
-            x = norm_layer(self.norm, train)(x)
+            conv = Conv(self.width, 3, padding=padding if d == 0 else 1, impl=self.conv_impl,
+                        bias_cancelled=self.norm == "instance")
+            if self.norm == "instance" and conv.fuses_with_instance_norm(x):
+                x = InstanceNorm()(x, conv=conv)   # the first block's thin convolution, fused on CPU
+            else:
+                x = norm_layer(self.norm, train)(conv(x))
             x = act(x)
             x = pool(x, self.pooling)
         x = x.reshape(x.shape[:-3] + (-1,))

@@ -13,12 +13,9 @@ Statistics as PyTorch computes them: biased variance, epsilon 1e-5, in float32; 
 """
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
-
-from dcjax.nets.manual_axes import varying_alike
 
 EPSILON = 1e-5
 _MAP_AXES = (-3, -2)   # (H, W) of an NHWC feature map
@@ -58,13 +55,3 @@ def _backward(residuals, dy):
 
 instance_norm.defvjp(_forward, _backward)
 
-
-class InstanceNorm(nn.Module):
-    """Affine instance normalisation of NHWC maps (PyTorch `GroupNorm(C, C)`, eps 1e-5)."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        channels = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (channels,))
-        bias = self.param("bias", nn.initializers.zeros, (channels,))
-        return instance_norm(*varying_alike(x, scale, bias))

@@ -6,30 +6,22 @@ Two choices here matter for the paper's numbers and for speed:
   `Conv2d`/`Linear` init: weights and biases uniform in +-1/sqrt(fan_in) (kaiming_uniform with
   a=sqrt(5) reduces to exactly that). Flax's defaults (lecun normal, zero bias) give different
   gradient statistics at the random networks gradient matching samples, so we reproduce PyTorch's.
-* **Convolution with a matmul weight gradient.** Gradient matching needs one weight gradient per
-  class, i.e. the weight gradient of a convolution under `jax.vmap` over classes. XLA's CPU
-  backend lowers that batched weight-gradient convolution to a slow grouped convolution (measured
-  ~3x slower for the whole matching step). `conv2d` keeps XLA's convolution for the forward pass and
-  the input gradient, and writes the weight gradient as one 2-D matmul per kernel offset (or one
-  im2col matmul for thin inputs), which vmaps to batched matmuls. Values are identical
-  to `lax.conv_general_dilated`'s gradient up to float rounding (tested), and the rule is itself
-  differentiable, as the second-order matching loss needs.
+* **Convolution with a matmul weight gradient** (`dcjax.nets.convolution`): the per-class weight
+  gradients of gradient matching as batched matmuls rather than XLA:CPU's slow grouped convolutions.
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from dcjax.errors import ConfigError
-from dcjax.nets.instance_norm import InstanceNorm
+from dcjax.nets.conv_instance_norm import conv_instance_norm, fuses
+from dcjax.nets.convolution import conv2d
+from dcjax.nets.instance_norm import instance_norm
 from dcjax.nets.manual_axes import varying_alike
-
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
 class InputTooSmall(ConfigError):
@@ -79,125 +71,6 @@ def torch_uniform_init(fan_in: int) -> Callable:
     return init
 
 
-def _xla_conv(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax.Array:
-    return lax.conv_general_dilated(
-        x, kernel, (stride, stride), [(padding, padding), (padding, padding)],
-        dimension_numbers=_DIMENSION_NUMBERS)
-
-
-_IM2COL_MAX_PATCH = 64
-_FLIPPED_KERNEL_MIN_CHANNELS = 1
-_CONTRACT_ROWS = (((0,), (0,)), ((), ()))
-
-
-def _kernel_gradient(x: jax.Array, dy: jax.Array, padding: int, kernel_hw: tuple[int, int]) -> jax.Array:
-    """Weight gradient (kh, kw, in, out) of a stride-1 convolution, written as plain matmuls.
-
-    Each kernel offset contributes `shifted_input^T @ dy` with the batch and spatial axes flattened
-    into one contraction axis of a 2-D `dot_general` (measured 2.3x faster on CPU than the
-    equivalent 4-D einsum, which XLA does not lower to a single GEMM). When the patch
-    (in * kh * kw) is small, as for the first layer of a grey-scale network, the offsets are
-    concatenated into one im2col matrix and a single matmul replaces kh * kw thin ones (3x faster).
-    """
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    height, width = dy.shape[1], dy.shape[2]
-    cin, cout = x.shape[-1], dy.shape[-1]
-    dy_rows = dy.reshape(-1, cout)
-    offsets = [(i, j) for i in range(kernel_hw[0]) for j in range(kernel_hw[1])]
-
-    def shifted(i, j):
-        return xp[:, i:i + height, j:j + width, :]
-
-    if cin * len(offsets) <= _IM2COL_MAX_PATCH:
-        patches = jnp.concatenate([shifted(i, j) for i, j in offsets], axis=-1)
-        grad = lax.dot_general(patches.reshape(-1, patches.shape[-1]), dy_rows, _CONTRACT_ROWS)
-        return grad.reshape(kernel_hw + (cin, cout))
-    grads = [lax.dot_general(shifted(i, j).reshape(-1, cin), dy_rows, _CONTRACT_ROWS) for i, j in offsets]
-    return jnp.stack(grads).reshape(kernel_hw + (cin, cout))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _matmul_grad_conv(x: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
-    return _xla_conv(x, kernel, padding, 1)
-
-
-def _matmul_grad_conv_fwd(x, kernel, padding):
-    return _xla_conv(x, kernel, padding, 1), (x, kernel)
-
-
-def _flipped_kernel_conv(dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
-    """conv(x, kernel, padding)'s input gradient for output gradient `dy`, as the forward convolution
-    of `dy` with the spatially flipped, in/out-transposed kernel."""
-    kh, kw = kernel.shape[:2]
-    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-    pads = [(kh - 1 - padding, kh - 1 - padding), (kw - 1 - padding, kw - 1 - padding)]
-    return lax.conv_general_dilated(dy, flipped, (1, 1), pads, dimension_numbers=_DIMENSION_NUMBERS)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _transposed_conv(dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
-    return _flipped_kernel_conv(dy, kernel, padding)
-
-
-def _transposed_conv_fwd(dy, kernel, padding):
-    return _flipped_kernel_conv(dy, kernel, padding), (dy, kernel)
-
-
-def _transposed_conv_bwd(padding, residuals, dx_bar):
-    # <dx_bar, T_W(dy)> = <conv_W(dx_bar), dy>: the transpose in dy is the forward convolution, the
-    # derivative in W the forward convolution's weight gradient (both fast inside loops).
-    dy, kernel = residuals
-    return _xla_conv(dx_bar, kernel, padding, 1), _kernel_gradient(dx_bar, dy, padding, kernel.shape[:2])
-
-
-_transposed_conv.defvjp(_transposed_conv_fwd, _transposed_conv_bwd)
-
-
-def _input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
-    """Input gradient of a stride-1 convolution of `x`: on CPU, for inputs of more than
-    _FLIPPED_KERNEL_MIN_CHANNELS channels, `_transposed_conv` (a forward convolution with the flipped
-    kernel, whose own derivatives are a forward convolution and a matmul weight gradient);
-    elsewhere XLA's own input gradient.
-
-    Both are the same sums. XLA:CPU runs its input-gradient convolution 3-5x slower inside a loop
-    body (`lax.scan`) than outside one (measured 296 vs 72 ms for 100 16x16x128 maps; jax-ml/jax#12868),
-    while a forward convolution runs at the same speed in and out of loops; every SGD step of the
-    inner network update and of evaluation runs inside such loops, and so do the matching steps,
-    whose image gradient differentiates these input gradients once more. For 1-channel inputs the
-    flipped form is the slower one (94 vs 16 ms in a loop), hence the channel threshold.
-    """
-    def xla_gradient(x, dy, kernel):
-        _, vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, padding, 1), x)
-        return vjp(dy)[0]
-
-    def flipped(x, dy, kernel):
-        dy, kernel = varying_alike(dy, kernel)
-        return _transposed_conv(dy, kernel, padding)
-
-    if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS:
-        return xla_gradient(x, dy, kernel)
-    return lax.platform_dependent(x, dy, kernel, cpu=flipped, default=xla_gradient)
-
-
-def _matmul_grad_conv_bwd(padding, residuals, dy):
-    x, kernel = residuals
-    dx = _input_gradient(x, dy, kernel, padding)
-    return dx, _kernel_gradient(x, dy, padding, kernel.shape[:2])
-
-
-_matmul_grad_conv.defvjp(_matmul_grad_conv_fwd, _matmul_grad_conv_bwd)
-
-CONV_IMPLS = ("matmul_grad", "xla")
-
-
-def conv2d(x: jax.Array, kernel: jax.Array, padding: int, stride: int = 1,
-           impl: str = "matmul_grad") -> jax.Array:
-    """NHWC x HWIO convolution; `impl` picks how its weight gradient is computed (see module doc)."""
-    if impl == "matmul_grad" and stride == 1:
-        return _matmul_grad_conv(*varying_alike(x, kernel), padding)
-    return _xla_conv(x, kernel, padding, stride)
-
-
 class Conv(nn.Module):
     """2-D convolution with PyTorch-default init and a selectable weight-gradient formulation.
 
@@ -216,18 +89,50 @@ class Conv(nn.Module):
     bias_cancelled: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, kernel_only: bool = False) -> jax.Array:
+        """The convolution of `x`; with `kernel_only`, its kernel, for a layer that computes the
+        convolution itself (`InstanceNorm`'s fused first block); the parameters are the same."""
         _check_map_size(x, self.kernel_size - 2 * self.padding,
                         f"a {self.kernel_size}x{self.kernel_size} convolution with padding {self.padding}")
         fan_in = x.shape[-1] * self.kernel_size ** 2
         init = torch_uniform_init(fan_in)
         kernel = self.param("kernel", init, (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
+        bias = self.param("bias", init, (self.features,)) if self.use_bias else None
+        if kernel_only:
+            return kernel
         y = conv2d(x, kernel, self.padding, self.stride, self.impl)
-        if self.use_bias:
-            bias = self.param("bias", init, (self.features,))
-            if not self.bias_cancelled:
-                y = y + bias
+        if bias is not None and not self.bias_cancelled:
+            y = y + bias
         return y
+
+    def fuses_with_instance_norm(self, x: jax.Array) -> bool:
+        """Whether `InstanceNorm()(x, conv=self)` may compute this convolution and the norm as one
+        operation: a thin stride-1 convolution (few input channels) whose bias the norm cancels."""
+        return (self.stride == 1 and self.impl == "matmul_grad" and (self.bias_cancelled or not self.use_bias)
+                and x.ndim == 4 and fuses(x.shape[-1], self.kernel_size))
+
+
+class InstanceNorm(nn.Module):
+    """Affine instance normalisation of NHWC maps (PyTorch `GroupNorm(C, C)`, eps 1e-5); parameters
+    `scale` (ones) and `bias` (zeros) per channel, as Flax's GroupNorm names them."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, conv: Conv | None = None) -> jax.Array:
+        """The normalised `x`; with `conv` (for which `conv.fuses_with_instance_norm(x)`), the normalised
+        convolution of `x`, computed with the convolution as one operation on CPU
+        (`dcjax.nets.conv_instance_norm`): the first block of a network on 1- or 3-channel images."""
+        if conv is None:
+            scale, bias = self._affine(x.shape[-1])
+            return instance_norm(*varying_alike(x, scale, bias))
+        if not conv.fuses_with_instance_norm(x):
+            raise ValueError(f"{conv} cannot be fused with instance norm on a {x.shape} input")
+        kernel = conv(x, kernel_only=True)
+        scale, bias = self._affine(kernel.shape[-1])
+        return conv_instance_norm(x, kernel, scale, bias, conv.padding)
+
+    def _affine(self, channels: int) -> tuple[jax.Array, jax.Array]:
+        return (self.param("scale", nn.initializers.ones, (channels,)),
+                self.param("bias", nn.initializers.zeros, (channels,)))
 
 
 class Dense(nn.Module):

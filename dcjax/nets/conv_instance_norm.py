@@ -1,0 +1,113 @@
+"""A network's first convolution and the instance norm after it, as one operation on CPU.
+
+Why: in ConvNet the first block's map is the largest (32x32x128 per image for the paper's inputs)
+while its input has 1 or 3 channels. Written as a convolution followed by instance norm, XLA:CPU
+makes about eight full passes over that map per SGD step (two for the statistics, the rest in the
+backward pass, several of them recomputing the same normalisation), and on a 2-core CPU those
+passes were a fifth of the step. Because a convolution is linear in its patches, both the
+statistics and the weight gradient can instead be read off small per-image moments of the patches:
+
+* forward: with P_n the (H*W, K) im2col patches of image n (K = 9 x in_channels), its mean patch
+  m_n and covariance C_n, the conv output z = P_n W has per-channel mean m_n W and variance
+  diag(W^T C_n W), so no pass over z is needed for the statistics;
+* backward: every term of the instance-norm-then-convolution weight gradient contracts the
+  output gradient g with the patches, so one batched product B_n = [P_n, 1]^T g_n ((K+1) x out per
+  image: a single read of g) together with m_n and C_n W gives the kernel, scale and bias
+  gradients. The input gradient (needed only when the images themselves are differentiated, as
+  in the matching step) still materialises the conv's output gradient; XLA removes it where the
+  images are constants (network training).
+
+Measured on a 2-core Intel Xeon (benchmarks/explore/NOTES.md): an SGD step of ConvNet-128 on 100
+28x28x1 images ~170 -> ~158 ms, one matching step (ipc 1, 64 real images per class)
+1.27 -> 1.10 s; at 32x32x3 182 -> 171 ms and 1.31 -> 1.19 s. It is used on CPU only
+(`lax.platform_dependent`); elsewhere the same parameters go through `conv2d` and
+`instance_norm`. Values and first and second derivatives equal those of that composition up to
+float rounding (tests/test_nets.py).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from dcjax.nets.convolution import conv2d
+from dcjax.nets.instance_norm import EPSILON, instance_norm
+from dcjax.nets.manual_axes import varying_alike
+
+MAX_PATCH = 64   # largest K = kernel_h * kernel_w * in_channels fused (1-7 input channels at 3x3)
+
+
+def fuses(in_channels: int, kernel_size: int) -> bool:
+    """Whether a convolution with this input depth and kernel is thin enough to fuse with its norm."""
+    return in_channels * kernel_size ** 2 <= MAX_PATCH
+
+
+def conv_instance_norm(x: jax.Array, kernel: jax.Array, scale: jax.Array, bias: jax.Array,
+                       padding: int) -> jax.Array:
+    """`instance_norm(conv2d(x, kernel, padding), scale, bias)` for NHWC `x`, stride 1; on CPU as
+    one operation whose statistics and gradients come from per-image patch moments."""
+    def composed(x, kernel, scale, bias):
+        return instance_norm(conv2d(x, kernel, padding), scale, bias)
+
+    def fused(x, kernel, scale, bias):
+        return _fused(x, kernel, scale, bias, padding)
+
+    values = varying_alike(x, kernel, scale, bias)
+    return lax.platform_dependent(*values, cpu=fused, default=composed)
+
+
+def _patches(x: jax.Array, kernel_hw: tuple[int, int], padding: int) -> jax.Array:
+    """(N, H', W', kh*kw*C) im2col patches, features in the order of an HWIO kernel's reshape."""
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    height, width = xp.shape[1] - kernel_hw[0] + 1, xp.shape[2] - kernel_hw[1] + 1
+    return jnp.concatenate([xp[:, i:i + height, j:j + width, :]
+                            for i in range(kernel_hw[0]) for j in range(kernel_hw[1])], axis=-1)
+
+
+def _forward(x, kernel, scale, bias, padding):
+    patches = _patches(x, kernel.shape[:2], padding)
+    n, height, width, k = patches.shape
+    weights = kernel.reshape(k, -1)                                    # (K, out)
+    z = conv2d(x, kernel, padding)
+    mean_patch = jnp.mean(patches, axis=(1, 2))                        # (N, K)
+    centred = (patches - mean_patch[:, None, None, :]).reshape(n, height * width, k)
+    covariance = jnp.einsum("npk,npl->nkl", centred, centred) / (height * width)
+    covariance_w = jnp.einsum("nkl,lf->nkf", covariance, weights)      # (N, K, out)
+    mean = mean_patch @ weights                                        # (N, out)
+    variance = jnp.maximum(jnp.einsum("nkf,kf->nf", covariance_w, weights), 0.0)
+    inv_std = lax.rsqrt(variance + EPSILON)
+    y = (z - mean[:, None, None, :]) * (inv_std * scale)[:, None, None, :] + bias
+    return y, (x, patches, mean_patch, covariance_w, mean, inv_std, z, kernel, scale)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _fused(x, kernel, scale, bias, padding):
+    return _forward(x, kernel, scale, bias, padding)[0]
+
+
+def _fused_bwd(padding, residuals, dy):
+    x, patches, mean_patch, covariance_w, mean, inv_std, z, kernel, scale = residuals
+    n, height, width, k = patches.shape
+    map_size = height * width
+    weights = kernel.reshape(k, -1)
+    with_ones = jnp.concatenate([patches, jnp.ones(patches.shape[:-1] + (1,), patches.dtype)], -1)
+    products = jnp.einsum("npk,npf->nkf", with_ones.reshape(n, map_size, k + 1),
+                          dy.reshape(n, map_size, -1))                 # (N, K+1, out)
+    patch_dy, dy_sum = products[:, :k], products[:, k]                 # sum_p P g, sum_p g
+    dy_normalised_sum = inv_std * (jnp.einsum("nkf,kf->nf", patch_dy, weights) - mean * dy_sum)
+    gain = inv_std * scale                                             # (N, out)
+    # sum_p P^T dz with dz = gain * (g - mean_p g - zhat * mean_p(g zhat)) and sum_p P^T zhat = inv_std * H*W * C W
+    dweights = jnp.einsum("nf,nkf->kf", gain, patch_dy
+                          - dy_sum[:, None, :] * mean_patch[:, :, None]
+                          - (dy_normalised_sum * inv_std)[:, None, :] * covariance_w)
+    normalised = (z - mean[:, None, None, :]) * inv_std[:, None, None, :]
+    dz = gain[:, None, None, :] * (dy - (dy_sum / map_size)[:, None, None, :]
+                                   - normalised * (dy_normalised_sum / map_size)[:, None, None, :])
+    _, conv_vjp = jax.vjp(lambda x_: conv2d(x_, kernel, padding), x)
+    dx, = conv_vjp(dz)
+    return dx, dweights.reshape(kernel.shape), dy_normalised_sum.sum(0), dy_sum.sum(0)
+
+
+_fused.defvjp(_forward, _fused_bwd)
