@@ -19,10 +19,11 @@ statistics and the weight gradient can instead be read off small per-image momen
 
 Measured on a 2-core Intel Xeon (benchmarks/explore/NOTES.md): an SGD step of ConvNet-128 on 100
 28x28x1 images ~170 -> ~158 ms, one matching step (ipc 1, 64 real images per class)
-1.27 -> 1.10 s; at 32x32x3 182 -> 171 ms and 1.31 -> 1.19 s. It is used on CPU only
-(`lax.platform_dependent`); elsewhere the same parameters go through `conv2d` and
-`instance_norm`. Values and first and second derivatives equal those of that composition up to
-float rounding (tests/test_nets.py).
+1.27 -> 1.10 s; at 32x32x3 182 -> 171 ms and 1.31 -> 1.19 s. ConvNet uses it when JAX's default
+backend is the CPU (`Conv.fuses_with_instance_norm`, decided when the network is traced, so that
+autodiff traces one formulation, not both); elsewhere the same parameters go through `conv2d` and
+`instance_norm`, untested for speed there. Values and first and second derivatives equal those of
+that composition up to float rounding (tests/test_nets.py).
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from dcjax.nets.convolution import conv2d
-from dcjax.nets.instance_norm import EPSILON, instance_norm
+from dcjax.nets.convolution import conv2d, input_gradient
+from dcjax.nets.instance_norm import EPSILON
 from dcjax.nets.manual_axes import varying_alike
 
 MAX_PATCH = 64   # largest K = kernel_h * kernel_w * in_channels fused (1-7 input channels at 3x3)
@@ -46,16 +47,9 @@ def fuses(in_channels: int, kernel_size: int) -> bool:
 
 def conv_instance_norm(x: jax.Array, kernel: jax.Array, scale: jax.Array, bias: jax.Array,
                        padding: int) -> jax.Array:
-    """`instance_norm(conv2d(x, kernel, padding), scale, bias)` for NHWC `x`, stride 1; on CPU as
-    one operation whose statistics and gradients come from per-image patch moments."""
-    def composed(x, kernel, scale, bias):
-        return instance_norm(conv2d(x, kernel, padding), scale, bias)
-
-    def fused(x, kernel, scale, bias):
-        return _fused(x, kernel, scale, bias, padding)
-
-    values = varying_alike(x, kernel, scale, bias)
-    return lax.platform_dependent(*values, cpu=fused, default=composed)
+    """`instance_norm(conv2d(x, kernel, padding), scale, bias)` for NHWC `x`, stride 1, as one
+    operation whose statistics and gradients come from per-image patch moments."""
+    return _fused(*varying_alike(x, kernel, scale, bias), padding)
 
 
 def _patches(x: jax.Array, kernel_hw: tuple[int, int], padding: int) -> jax.Array:
@@ -105,8 +99,7 @@ def _fused_bwd(padding, residuals, dy):
     normalised = (z - mean[:, None, None, :]) * inv_std[:, None, None, :]
     dz = gain[:, None, None, :] * (dy - (dy_sum / map_size)[:, None, None, :]
                                    - normalised * (dy_normalised_sum / map_size)[:, None, None, :])
-    _, conv_vjp = jax.vjp(lambda x_: conv2d(x_, kernel, padding), x)
-    dx, = conv_vjp(dz)
+    dx = input_gradient(x, dz, kernel, padding)
     return dx, dweights.reshape(kernel.shape), dy_normalised_sum.sum(0), dy_sum.sum(0)
 
 

@@ -95,7 +95,7 @@ def _transposed_conv_bwd(padding, residuals, dx_bar):
 _transposed_conv.defvjp(_transposed_conv_fwd, _transposed_conv_bwd)
 
 
-def _input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
+def input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int) -> jax.Array:
     """Input gradient of a stride-1 convolution of `x`: on CPU, for inputs of more than
     _FLIPPED_KERNEL_MIN_CHANNELS channels, `_transposed_conv` (a forward convolution with the flipped
     kernel, whose own derivatives are a forward convolution and a matmul weight gradient);
@@ -123,7 +123,7 @@ def _input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int
 
 def _matmul_grad_conv_bwd(padding, residuals, dy):
     x, kernel = residuals
-    dx = _input_gradient(x, dy, kernel, padding)
+    dx = input_gradient(x, dy, kernel, padding)
     return dx, _kernel_gradient(x, dy, padding, kernel.shape[:2])
 
 
