@@ -18,7 +18,7 @@ statistics and the weight gradient can instead be read off small per-image momen
   images are constants (network training).
 
 Measured on a 2-core Intel Xeon (benchmarks/explore/NOTES.md): an SGD step of ConvNet-128 on 100
-28x28x1 images ~170 -> ~158 ms, one matching step (ipc 1, 64 real images per class)
+28x28x1 images ~170 -> ~160 ms, one matching step (ipc 1, 64 real images per class)
 1.27 -> 1.10 s; at 32x32x3 182 -> 171 ms and 1.31 -> 1.19 s. ConvNet uses it when JAX's default
 backend is the CPU (`Conv.fuses_with_instance_norm`, decided when the network is traced, so that
 autodiff traces one formulation, not both); elsewhere the same parameters go through `conv2d` and
@@ -33,16 +33,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from dcjax.nets.convolution import conv2d, input_gradient
+from dcjax.nets.convolution import conv2d, im2col, input_gradient
 from dcjax.nets.instance_norm import EPSILON
 from dcjax.nets.manual_axes import varying_alike
-
-MAX_PATCH = 64   # largest K = kernel_h * kernel_w * in_channels fused (1-7 input channels at 3x3)
-
-
-def fuses(in_channels: int, kernel_size: int) -> bool:
-    """Whether a convolution with this input depth and kernel is thin enough to fuse with its norm."""
-    return in_channels * kernel_size ** 2 <= MAX_PATCH
 
 
 def conv_instance_norm(x: jax.Array, kernel: jax.Array, scale: jax.Array, bias: jax.Array,
@@ -52,16 +45,8 @@ def conv_instance_norm(x: jax.Array, kernel: jax.Array, scale: jax.Array, bias: 
     return _fused(*varying_alike(x, kernel, scale, bias), padding)
 
 
-def _patches(x: jax.Array, kernel_hw: tuple[int, int], padding: int) -> jax.Array:
-    """(N, H', W', kh*kw*C) im2col patches, features in the order of an HWIO kernel's reshape."""
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    height, width = xp.shape[1] - kernel_hw[0] + 1, xp.shape[2] - kernel_hw[1] + 1
-    return jnp.concatenate([xp[:, i:i + height, j:j + width, :]
-                            for i in range(kernel_hw[0]) for j in range(kernel_hw[1])], axis=-1)
-
-
 def _forward(x, kernel, scale, bias, padding):
-    patches = _patches(x, kernel.shape[:2], padding)
+    patches = im2col(x, padding, kernel.shape[:2])
     n, height, width, k = patches.shape
     weights = kernel.reshape(k, -1)                                    # (K, out)
     z = conv2d(x, kernel, padding)

@@ -27,9 +27,26 @@ def _xla_conv(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax
         dimension_numbers=_DIMENSION_NUMBERS)
 
 
-_IM2COL_MAX_PATCH = 64
+IM2COL_MAX_PATCH = 64   # largest patch (in_channels * kh * kw) handled as one im2col matrix
 _FLIPPED_KERNEL_MIN_CHANNELS = 1
 _CONTRACT_ROWS = (((0,), (0,)), ((), ()))
+
+
+def is_thin(in_channels: int, kernel_hw: tuple[int, int]) -> bool:
+    """Whether a convolution's patch is small enough to be worked with as one im2col matrix."""
+    return in_channels * kernel_hw[0] * kernel_hw[1] <= IM2COL_MAX_PATCH
+
+
+def _shifted_inputs(x: jax.Array, padding: int, kernel_hw: tuple[int, int]) -> list[jax.Array]:
+    """The padded input's window at each kernel offset (row-major), each the output map's size."""
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    height, width = xp.shape[1] - kernel_hw[0] + 1, xp.shape[2] - kernel_hw[1] + 1
+    return [xp[:, i:i + height, j:j + width, :] for i in range(kernel_hw[0]) for j in range(kernel_hw[1])]
+
+
+def im2col(x: jax.Array, padding: int, kernel_hw: tuple[int, int]) -> jax.Array:
+    """(N, H', W', kh*kw*C) patches of a stride-1 convolution, in the order of an HWIO kernel's reshape."""
+    return jnp.concatenate(_shifted_inputs(x, padding, kernel_hw), axis=-1)
 
 
 def _kernel_gradient(x: jax.Array, dy: jax.Array, padding: int, kernel_hw: tuple[int, int]) -> jax.Array:
@@ -41,20 +58,14 @@ def _kernel_gradient(x: jax.Array, dy: jax.Array, padding: int, kernel_hw: tuple
     (in * kh * kw) is small, as for the first layer of a grey-scale network, the offsets are
     concatenated into one im2col matrix and a single matmul replaces kh * kw thin ones (3x faster).
     """
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    height, width = dy.shape[1], dy.shape[2]
     cin, cout = x.shape[-1], dy.shape[-1]
     dy_rows = dy.reshape(-1, cout)
-    offsets = [(i, j) for i in range(kernel_hw[0]) for j in range(kernel_hw[1])]
-
-    def shifted(i, j):
-        return xp[:, i:i + height, j:j + width, :]
-
-    if cin * len(offsets) <= _IM2COL_MAX_PATCH:
-        patches = jnp.concatenate([shifted(i, j) for i, j in offsets], axis=-1)
+    if is_thin(cin, kernel_hw):
+        patches = im2col(x, padding, kernel_hw)
         grad = lax.dot_general(patches.reshape(-1, patches.shape[-1]), dy_rows, _CONTRACT_ROWS)
         return grad.reshape(kernel_hw + (cin, cout))
-    grads = [lax.dot_general(shifted(i, j).reshape(-1, cin), dy_rows, _CONTRACT_ROWS) for i, j in offsets]
+    grads = [lax.dot_general(shifted.reshape(-1, cin), dy_rows, _CONTRACT_ROWS)
+             for shifted in _shifted_inputs(x, padding, kernel_hw)]
     return jnp.stack(grads).reshape(kernel_hw + (cin, cout))
 
 

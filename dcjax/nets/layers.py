@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from dcjax.errors import ConfigError
-from dcjax.nets.conv_instance_norm import conv_instance_norm, fuses
-from dcjax.nets.convolution import conv2d
+from dcjax.nets.conv_instance_norm import conv_instance_norm
+from dcjax.nets.convolution import conv2d, is_thin
 from dcjax.nets.instance_norm import instance_norm
 from dcjax.nets.manual_axes import varying_alike
 
@@ -109,8 +109,9 @@ class Conv(nn.Module):
         """Whether `InstanceNorm()(x, conv=self)` may compute this convolution and the norm as one
         operation: on CPU (where it was measured faster), a thin stride-1 convolution (few input
         channels) whose bias the norm cancels."""
-        return (jax.default_backend() == "cpu" and self.stride == 1 and self.impl == "matmul_grad" and (self.bias_cancelled or not self.use_bias)
-                and x.ndim == 4 and fuses(x.shape[-1], self.kernel_size))
+        return (jax.default_backend() == "cpu" and self.stride == 1 and self.impl == "matmul_grad"
+                and (self.bias_cancelled or not self.use_bias) and x.ndim == 4
+                and is_thin(x.shape[-1], (self.kernel_size, self.kernel_size)))
 
 
 class InstanceNorm(nn.Module):
