@@ -16,7 +16,10 @@ from dcjax.nets import get_model
 
 
 def test_cpu_programs_get_the_memory_optimised_scheduler_and_accelerators_keep_defaults():
-    assert compilation.compiler_options("cpu") == {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+    cpu = compilation.compiler_options("cpu")
+    assert cpu["xla_cpu_scheduler_type"] == "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+    measured = compilation._jaxlib_minor_version() == compilation.MEASURED_JAXLIB
+    assert ("xla_cpu_experimental_ynn_fusion_type" in cpu) == measured
     assert compilation.compiler_options("gpu") == {}
     assert compilation.compiler_options("tpu") == {}
 
