@@ -20,6 +20,7 @@ version it was measured with (`MEASURED_JAXLIB`); other versions keep XLA's defa
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import jax
@@ -33,8 +34,10 @@ CPU_KERNEL_OPTIONS = {
 }
 
 
-def _jaxlib_minor_version() -> tuple[int, int]:
-    return tuple(int(part) for part in jaxlib.__version__.split(".")[:2])
+def _jaxlib_minor_version() -> tuple[int, ...]:
+    """(major, minor) of the installed jaxlib; () if its version string is not of that form."""
+    match = re.match(r"(\d+)\.(\d+)", jaxlib.__version__)
+    return (int(match.group(1)), int(match.group(2))) if match else ()
 
 
 def compiler_options(backend: str | None = None) -> dict[str, str]:
