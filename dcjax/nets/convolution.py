@@ -117,7 +117,9 @@ def input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int)
     while a forward convolution runs at the same speed in and out of loops; every SGD step of the
     inner network update and of evaluation runs inside such loops, and so do the matching steps,
     whose image gradient differentiates these input gradients once more. For 1-channel inputs the
-    flipped form is the slower one (94 vs 16 ms in a loop), hence the channel threshold.
+    flipped form is the slower one (94 vs 16 ms in a loop), hence the channel threshold. The form
+    is chosen when the network is traced, by JAX's default backend, as the fused first block's is
+    (`Conv.fuses_with_instance_norm`), so that autodiff traces one form, not both.
     """
     def xla_gradient(x, dy, kernel):
         _, vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, padding, 1), x)
@@ -127,9 +129,9 @@ def input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int)
         dy, kernel = varying_alike(dy, kernel)
         return _transposed_conv(dy, kernel, padding)
 
-    if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS:
+    if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS or jax.default_backend() != "cpu":
         return xla_gradient(x, dy, kernel)
-    return lax.platform_dependent(x, dy, kernel, cpu=flipped, default=xla_gradient)
+    return flipped(x, dy, kernel)
 
 
 def _matmul_grad_conv_bwd(padding, residuals, dy):
