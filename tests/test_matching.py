@@ -1,6 +1,7 @@
 """Gradient distances against a NumPy transcription, and the class-parallel matching loss."""
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 import pytest
 
@@ -191,3 +192,32 @@ def test_transposed_convolution_derivatives_equal_autodiff(padding):
         custom = jax.grad(lambda dy, w: jnp.sum(jnp.sin(_transposed_conv(dy, w, padding))), argnums)(dy, w)
         plain = jax.grad(lambda dy, w: jnp.sum(jnp.sin(_flipped_kernel_conv(dy, w, padding))), argnums)(dy, w)
         np.testing.assert_allclose(custom, plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["conv", "matmuls"])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_weight_gradient_forms_equal_xla_in_loops_in_value_and_second_order(form, padding):
+    # The CPU weight gradient (a forward convolution behind a conditional, with its own derivative
+    # rule) and the accelerators' matmuls, inside a scanned loop as SGD steps run them, against JAX's
+    # autodiff of XLA's convolution: the gradient and a derivative of a function of it in x and dy.
+    from dcjax.nets.convolution import _kernel_gradient_conv, _kernel_gradient_matmuls, _xla_conv
+    ours = {"conv": lambda x, dy: _kernel_gradient_conv(x, dy, padding),
+            "matmuls": lambda x, dy: _kernel_gradient_matmuls(x, dy, padding, (3, 3))}[form]
+
+    def xla(x, dy):
+        return jax.vjp(lambda w: _xla_conv(x, w, padding, 1), jnp.zeros((3, 3, x.shape[-1], dy.shape[-1])))[1](dy)[0]
+
+    keys = jax.random.split(jax.random.PRNGKey(7), 2)
+    size = 6 + 2 * padding - 2
+    xs = jax.random.normal(keys[0], (2, 3, 6, 6, 8))
+    dys = jax.random.normal(keys[1], (2, 3, size, size, 5))
+
+    def scanned(grad_fn):
+        def total(xs, dys):
+            return lax.scan(lambda c, xd: (c + jnp.sum(jnp.sin(grad_fn(*xd))), None), 0.0, (xs, dys))[0]
+        return jax.jit(lambda xs, dys: (jax.vmap(grad_fn)(xs, dys), jax.grad(total, (0, 1))(xs, dys)))
+
+    (grads, second), (want_grads, want_second) = scanned(ours)(xs, dys), scanned(xla)(xs, dys)
+    np.testing.assert_allclose(grads, want_grads, rtol=1e-4, atol=1e-4)
+    for got, want in zip(second, want_second):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
