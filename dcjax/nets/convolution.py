@@ -5,9 +5,10 @@ under `jax.vmap` over classes. XLA lowers that batched weight-gradient convoluti
 convolution (measured ~3x slower for the whole matching step on CPU), so on accelerators, where the
 classes are vmapped, the weight gradient is one 2-D matmul per kernel offset (batched matmuls under
 vmap). On CPU the classes are unrolled and every SGD step runs inside a loop, where XLA:CPU runs
-its own weight-gradient and input-gradient convolutions as naive loops; there the weight gradient
-is a forward convolution in canonical layouts (`_kernel_gradient_conv`) and the input gradient the
-flipped-kernel forward convolution (`input_gradient`). Thin first layers use one im2col matmul.
+its own weight-gradient convolution as a naive loop and its input gradient 3-5x slower than
+outside loops; there the weight gradient is a forward convolution in canonical layouts
+(`_kernel_gradient_conv`) and the input gradient the flipped-kernel forward convolution
+(`input_gradient`). Thin first layers use one im2col matmul.
 Values equal `lax.conv_general_dilated`'s gradients up to float rounding (tested), and every rule
 is itself differentiable in the same forms, as the second-order matching loss needs.
 """
@@ -57,9 +58,10 @@ def _kernel_gradient(x: jax.Array, dy: jax.Array, padding: int, kernel_hw: tuple
 
     When the patch (in * kh * kw) is small, as for the first layer of a grey-scale network, the
     kernel offsets are concatenated into one im2col matrix and a single matmul gives the gradient
-    (3x faster than kh * kw thin ones). Otherwise, on CPU, `_kernel_gradient_conv`: inside the loops
-    of SGD steps 25-45 % faster than the matmuls for 1-100 images of 7x7 to 16x16x128 maps, a whole
-    SGD step of ConvNet-128 on 100 images ~20 % faster; elsewhere `_kernel_gradient_matmuls`, which
+    (3x faster than kh * kw thin ones). Otherwise, on CPU, `_kernel_gradient_conv`: inside loops
+    35-45 % faster than the matmuls for 10-100 images of 7x7 to 16x16x128 maps (for one image
+    0.2 ms slower), a whole SGD step of ConvNet-128 on 100 images ~20 % faster
+    (benchmarks/explore/weight_gradient_in_loops.py); elsewhere `_kernel_gradient_matmuls`, which
     vmaps to batched matmuls. The form is chosen when the network is traced, by JAX's default
     backend, as `input_gradient`'s is.
     """
