@@ -198,8 +198,9 @@ def test_transposed_convolution_derivatives_equal_autodiff(padding):
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_weight_gradient_forms_equal_xla_in_loops_in_value_and_second_order(form, padding):
     # The CPU weight gradient (a forward convolution behind a conditional, with its own derivative
-    # rule) and the accelerators' matmuls, inside a scanned loop as SGD steps run them, against JAX's
-    # autodiff of XLA's convolution: the gradient and a derivative of a function of it in x and dy.
+    # rule, and the matmuls under vmap) and the accelerators' matmuls, inside a scanned loop as SGD
+    # steps run them and vmapped, against JAX's autodiff of XLA's convolution: the gradient and a
+    # derivative of a function of it in x and dy.
     from dcjax.nets.convolution import _kernel_gradient_conv, _kernel_gradient_matmuls, _xla_conv
     ours = {"conv": lambda x, dy: _kernel_gradient_conv(x, dy, padding),
             "matmuls": lambda x, dy: _kernel_gradient_matmuls(x, dy, padding, (3, 3))}[form]
@@ -217,7 +218,10 @@ def test_weight_gradient_forms_equal_xla_in_loops_in_value_and_second_order(form
             return lax.scan(lambda c, xd: (c + jnp.sum(jnp.sin(grad_fn(*xd))), None), 0.0, (xs, dys))[0]
         return jax.jit(lambda xs, dys: (jax.vmap(grad_fn)(xs, dys), jax.grad(total, (0, 1))(xs, dys)))
 
+    def vmapped_second_order(grad_fn):   # the rules under vmap (the CPU form falls back to matmuls there)
+        return jax.vmap(jax.grad(lambda x, dy: jnp.sum(jnp.sin(grad_fn(x, dy))), (0, 1)))(xs, dys)
+
     (grads, second), (want_grads, want_second) = scanned(ours)(xs, dys), scanned(xla)(xs, dys)
     np.testing.assert_allclose(grads, want_grads, rtol=1e-4, atol=1e-4)
-    for got, want in zip(second, want_second):
+    for got, want in zip(second + vmapped_second_order(ours), want_second + vmapped_second_order(xla)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -7,14 +7,15 @@ classes are vmapped, the weight gradient is one 2-D matmul per kernel offset (ba
 vmap). On CPU the classes are unrolled and every SGD step runs inside a loop, where XLA:CPU runs
 its own weight-gradient convolution as a naive loop and its input gradient 3-5x slower than
 outside loops; there the weight gradient is a forward convolution in canonical layouts
-(`_kernel_gradient_conv`) and the input gradient the flipped-kernel forward convolution
-(`input_gradient`). Thin first layers use one im2col matmul.
+(`_kernel_gradient_conv`, the matmuls again when vmapped) and the input gradient the
+flipped-kernel forward convolution (`input_gradient`). Thin first layers use one im2col matmul.
 Values equal `lax.conv_general_dilated`'s gradients up to float rounding (tested), and every rule
 is itself differentiable in the same forms, as the second-order matching loss needs.
 """
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -117,24 +118,52 @@ def _kernel_gradient_as_forward_conv(x: jax.Array, dy: jax.Array, padding: int) 
     return grad.transpose(1, 2, 0, 3)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _kernel_gradient_conv(x: jax.Array, dy: jax.Array, padding: int) -> jax.Array:
-    return _kernel_gradient_as_forward_conv(x, dy, padding)
+    """The CPU weight gradient: `_kernel_gradient_as_forward_conv`, differentiated by the rule in
+    `_kernel_gradient_conv_rules`; under `jax.vmap` (classes or networks vmapped on CPU) the
+    per-offset matmuls instead, since a vmapped convolution is a slow grouped one there."""
+    kernel_hw = tuple(x.shape[i] + 2 * padding - dy.shape[i] + 1 for i in (1, 2))
+    return _kernel_gradient_conv_rules(padding, kernel_hw)(x, dy)
 
 
-def _kernel_gradient_conv_fwd(x, dy, padding):
-    return _kernel_gradient_as_forward_conv(x, dy, padding), (x, dy)
+@functools.lru_cache(maxsize=None)
+def _kernel_gradient_conv_rules(padding: int, kernel_hw: tuple[int, int]) -> Callable:
+    """`(x, dy) -> dW` for one padding and kernel size: a `custom_vjp` around `custom_vmap`
+    functions (JAX's way to customise both), built once per size and cached."""
+    def matmuls(x, dy):
+        return _kernel_gradient_matmuls(x, dy, padding, kernel_hw)
 
+    def batched_axes(in_batched):
+        return tuple(0 if batched else None for batched in in_batched)
 
-def _kernel_gradient_conv_bwd(padding, residuals, kernel_bar):
-    # <kernel_bar, dW(x, dy)> = <conv(x, kernel_bar), dy>: in x the convolution's input gradient
-    # (of output gradient dy, kernel kernel_bar), in dy the forward convolution; both keep to the
-    # forms XLA:CPU runs fast in loops (the second-order matching loss differentiates this rule).
-    x, dy = residuals
-    return input_gradient(x, dy, kernel_bar, padding), _xla_conv(x, kernel_bar, padding, 1)
+    @jax.custom_batching.custom_vmap
+    def gradient(x, dy):
+        return _kernel_gradient_as_forward_conv(x, dy, padding)
 
+    @gradient.def_vmap
+    def _(axis_size, in_batched, x, dy):
+        return jax.vmap(matmuls, in_axes=batched_axes(in_batched))(x, dy), True
 
-_kernel_gradient_conv.defvjp(_kernel_gradient_conv_fwd, _kernel_gradient_conv_bwd)
+    @jax.custom_batching.custom_vmap
+    def transpose(x, dy, kernel_bar):
+        # <kernel_bar, dW(x, dy)> = <conv(x, kernel_bar), dy>: in x the convolution's input gradient
+        # (of output gradient dy, kernel kernel_bar), in dy the forward convolution; both keep to
+        # the forms XLA:CPU runs fast in loops (the second-order matching loss needs this rule).
+        return input_gradient(x, dy, kernel_bar, padding), _xla_conv(x, kernel_bar, padding, 1)
+
+    @transpose.def_vmap
+    def _(axis_size, in_batched, x, dy, kernel_bar):
+        def matmuls_vjp(x, dy, kernel_bar):
+            return jax.vjp(matmuls, x, dy)[1](kernel_bar)
+        return jax.vmap(matmuls_vjp, in_axes=batched_axes(in_batched))(x, dy, kernel_bar), (True, True)
+
+    @jax.custom_vjp
+    def differentiable(x, dy):
+        return gradient(x, dy)
+
+    differentiable.defvjp(lambda x, dy: (gradient(x, dy), (x, dy)),
+                          lambda residuals, kernel_bar: transpose(*residuals, kernel_bar))
+    return differentiable
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
