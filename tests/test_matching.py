@@ -202,7 +202,7 @@ def test_weight_gradient_forms_equal_xla_in_loops_in_value_and_second_order(form
     # steps run them and vmapped, against JAX's autodiff of XLA's convolution: the gradient and a
     # derivative of a function of it in x and dy.
     from dcjax.nets.convolution import _kernel_gradient_conv, _kernel_gradient_matmuls, _xla_conv
-    ours = {"conv": lambda x, dy: _kernel_gradient_conv(x, dy, padding),
+    ours = {"conv": lambda x, dy: _kernel_gradient_conv(x, dy, padding, (3, 3)),
             "matmuls": lambda x, dy: _kernel_gradient_matmuls(x, dy, padding, (3, 3))}[form]
 
     def xla(x, dy):

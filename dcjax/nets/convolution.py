@@ -32,6 +32,13 @@ def _xla_conv(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax
         dimension_numbers=_DIMENSION_NUMBERS)
 
 
+def uses_cpu_forms() -> bool:
+    """Whether a network traced now takes its CPU derivative forms (the flipped-kernel input gradient,
+    the forward-convolution weight gradient, the fused first block). Decided when the network is
+    traced, by JAX's default backend, so that autodiff traces one form, not every platform's."""
+    return jax.default_backend() == "cpu"
+
+
 IM2COL_MAX_PATCH = 64   # largest patch (in_channels * kh * kw) handled as one im2col matrix
 _FLIPPED_KERNEL_MIN_CHANNELS = 1
 _CONTRACT_ROWS = (((0,), (0,)), ((), ()))
@@ -63,16 +70,15 @@ def _kernel_gradient(x: jax.Array, dy: jax.Array, padding: int, kernel_hw: tuple
     35-45 % faster than the matmuls for 10-100 images of 7x7 to 16x16x128 maps (for one image
     0.2 ms slower), a whole SGD step of ConvNet-128 on 100 images ~20 % faster
     (benchmarks/explore/weight_gradient_in_loops.py); elsewhere `_kernel_gradient_matmuls`, which
-    vmaps to batched matmuls. The form is chosen when the network is traced, by JAX's default
-    backend, as `input_gradient`'s is.
+    vmaps to batched matmuls (`uses_cpu_forms`).
     """
     cin, cout = x.shape[-1], dy.shape[-1]
     if is_thin(cin, kernel_hw):
         patches = im2col(x, padding, kernel_hw)
         grad = lax.dot_general(patches.reshape(-1, patches.shape[-1]), dy.reshape(-1, cout), _CONTRACT_ROWS)
         return grad.reshape(kernel_hw + (cin, cout))
-    if jax.default_backend() == "cpu":
-        return _kernel_gradient_conv(*varying_alike(x, dy), padding)
+    if uses_cpu_forms():
+        return _kernel_gradient_conv(*varying_alike(x, dy), padding, kernel_hw)
     return _kernel_gradient_matmuls(x, dy, padding, kernel_hw)
 
 
@@ -118,11 +124,10 @@ def _kernel_gradient_as_forward_conv(x: jax.Array, dy: jax.Array, padding: int) 
     return grad.transpose(1, 2, 0, 3)
 
 
-def _kernel_gradient_conv(x: jax.Array, dy: jax.Array, padding: int) -> jax.Array:
+def _kernel_gradient_conv(x: jax.Array, dy: jax.Array, padding: int, kernel_hw: tuple[int, int]) -> jax.Array:
     """The CPU weight gradient: `_kernel_gradient_as_forward_conv`, differentiated by the rule in
     `_kernel_gradient_conv_rules`; under `jax.vmap` (classes or networks vmapped on CPU) the
     per-offset matmuls instead, since a vmapped convolution is a slow grouped one there."""
-    kernel_hw = tuple(x.shape[i] + 2 * padding - dy.shape[i] + 1 for i in (1, 2))
     return _kernel_gradient_conv_rules(padding, kernel_hw)(x, dy)
 
 
@@ -215,8 +220,7 @@ def input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int)
     inner network update and of evaluation runs inside such loops, and so do the matching steps,
     whose image gradient differentiates these input gradients once more. For 1-channel inputs the
     flipped form is the slower one (94 vs 16 ms in a loop), hence the channel threshold. The form
-    is chosen when the network is traced, by JAX's default backend, as the fused first block's is
-    (`Conv.fuses_with_instance_norm`), so that autodiff traces one form, not both.
+    is chosen when the network is traced (`uses_cpu_forms`).
     """
     def xla_gradient(x, dy, kernel):
         _, vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, padding, 1), x)
@@ -226,7 +230,7 @@ def input_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, padding: int)
         dy, kernel = varying_alike(dy, kernel)
         return _transposed_conv(dy, kernel, padding)
 
-    if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS or jax.default_backend() != "cpu":
+    if x.shape[-1] <= _FLIPPED_KERNEL_MIN_CHANNELS or not uses_cpu_forms():
         return xla_gradient(x, dy, kernel)
     return flipped(x, dy, kernel)
 

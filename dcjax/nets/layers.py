@@ -6,8 +6,9 @@ Two choices here matter for the paper's numbers and for speed:
   `Conv2d`/`Linear` init: weights and biases uniform in +-1/sqrt(fan_in) (kaiming_uniform with
   a=sqrt(5) reduces to exactly that). Flax's defaults (lecun normal, zero bias) give different
   gradient statistics at the random networks gradient matching samples, so we reproduce PyTorch's.
-* **Convolution with a matmul weight gradient** (`dcjax.nets.convolution`): the per-class weight
-  gradients of gradient matching as batched matmuls rather than XLA:CPU's slow grouped convolutions.
+* **Convolution with its own derivative rules** (`dcjax.nets.convolution`): weight and input
+  gradients in the forms XLA runs fast (batched matmuls when vmapped over classes, forward
+  convolutions inside CPU loops) rather than its slow grouped or in-loop convolutions.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 
 from dcjax.errors import ConfigError
 from dcjax.nets.conv_instance_norm import conv_instance_norm
-from dcjax.nets.convolution import conv2d, is_thin
+from dcjax.nets.convolution import conv2d, is_thin, uses_cpu_forms
 from dcjax.nets.instance_norm import instance_norm
 from dcjax.nets.manual_axes import varying_alike
 
@@ -109,7 +110,7 @@ class Conv(nn.Module):
         """Whether `InstanceNorm()(x, conv=self)` may compute this convolution and the norm as one
         operation: on CPU (where it was measured faster), a thin stride-1 convolution (few input
         channels) whose bias the norm cancels."""
-        return (jax.default_backend() == "cpu" and self.stride == 1 and self.impl == "matmul_grad"
+        return (uses_cpu_forms() and self.stride == 1 and self.impl == "matmul_grad"
                 and (self.bias_cancelled or not self.use_bias) and x.ndim == 4
                 and is_thin(x.shape[-1], (self.kernel_size, self.kernel_size)))
 
