@@ -180,8 +180,10 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: ClassLayout
             return (images, opt_state, variables), loss
 
         # Steps 0..T-2 each train the network afterwards; the last step does not.
-        (images, opt_state, variables), losses = jax.lax.scan(
-            match_then_train, (state.images, state.opt_state, variables), jnp.arange(matching_steps - 1))
+        carry, losses = (state.images, state.opt_state, variables), jnp.zeros((0,))
+        if matching_steps > 1:   # no loop to trace and compile at T = 1 (ipc 1)
+            carry, losses = jax.lax.scan(match_then_train, carry, jnp.arange(matching_steps - 1))
+        images, opt_state, variables = carry
         last_key = jax.random.split(jax.random.fold_in(loop_key, matching_steps - 1))[0]
         images, opt_state, _, last_loss = matching_step(images, opt_state, variables, last_key, dataset)
         mean_loss = (jnp.sum(losses) + last_loss) / (matching_steps * layout.num_classes)
