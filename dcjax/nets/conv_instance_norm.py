@@ -45,11 +45,31 @@ def conv_instance_norm(x: jax.Array, kernel: jax.Array, scale: jax.Array, bias: 
     return _fused(*varying_alike(x, kernel, scale, bias), padding)
 
 
+# The largest patch (in_channels x kernel offsets) whose convolution is written as a sum of
+# elementwise products (`_weighted_patch_sum`) rather than a convolution.
+SUMMED_PATCH_MAX = 9
+
+
+def _weighted_patch_sum(patches: jax.Array, weights: jax.Array) -> jax.Array:
+    """The convolution `patches @ weights` as K elementwise multiply-adds.
+
+    Why: XLA fuses elementwise work into its consumers, so the first block's largest map is never
+    written to memory: it is recomputed from the small patches where the norm, activation, pooling
+    and their derivatives read it. For a grey-scale input (9 terms) that is cheaper than the passes
+    over the stored map: one ipc-1 evaluation network at 28x28x1 5.22-5.42 -> 4.64-4.71 s, a
+    scanned SGD step on 100 images 135-139 -> 128-130 ms, the matching step unchanged (0.93-1.02 s
+    either way); for RGB (27 terms) the recomputation costs more than it saves (evaluation
+    network at 32x32x3 5.09-5.19 -> 6.07-6.24 s, SGD step 137-146 -> 148-153 ms). 2-core Intel
+    Xeon, interleaved scratch probes (benchmarks/explore/NOTES.md, session 8).
+    """
+    return sum(patches[..., i:i + 1] * weights[i] for i in range(patches.shape[-1]))
+
+
 def _forward(x, kernel, scale, bias, padding):
     patches = im2col(x, padding, kernel.shape[:2])
     n, height, width, k = patches.shape
     weights = kernel.reshape(k, -1)                                    # (K, out)
-    z = conv2d(x, kernel, padding)
+    z = _weighted_patch_sum(patches, weights) if k <= SUMMED_PATCH_MAX else conv2d(x, kernel, padding)
     mean_patch = jnp.mean(patches, axis=(1, 2))                        # (N, K)
     centred = (patches - mean_patch[:, None, None, :]).reshape(n, height * width, k)
     covariance = jnp.einsum("npk,npl->nkl", centred, centred) / (height * width)
