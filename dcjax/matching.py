@@ -134,6 +134,7 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     if mode == "unroll":
         # One jitted function called per class: traced once, not once per class (the compiled
         # program is the same, XLA inlines the calls), which takes seconds off every compilation.
+        # Plain `jax.jit`: JAX refuses compiler options on a nested jit; callers jit the step with them.
         class_fn = jax.jit(lambda p, f, s, r, label: jax.value_and_grad(
             lambda s: class_matching_loss(apply_fn, p, f, s, r, label, metric, reduce_real))(s))
         results = [class_fn(params, frozen, syn[c], real[c], labels[c]) for c in range(num_classes)]
