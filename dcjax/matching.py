@@ -115,17 +115,19 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     independent given the network, so every class's loss and image gradient is computed at once:
     with `class_parallel='vmap'` as one `jax.vmap` over classes (the fast path on accelerators;
     `class_chunk` bounds memory by running groups of that many classes in sequence), or with
-    'unroll' as one traced copy per class inside the same jitted program, which XLA's CPU backend
-    runs faster than the vmapped form (`python bin/bench.py`; figures in
-    benchmarks/results/bench_cpu.md, 'classes unrolled' against 'classes vmapped'). All modes give
-    the same values.
+    'unroll' as one call per class of a jitted per-class function (traced once; XLA inlines the
+    calls, so the program holds one copy per class), which XLA's CPU backend runs faster than the
+    vmapped form (`python bin/bench.py`; figures in benchmarks/results/bench_cpu.md, 'classes
+    unrolled' against 'classes vmapped'). All modes give the same values.
     `labels` are the rows' class ids (default 0..C-1; a device holding a slice of the classes passes
     its own); `reduce_real` is passed to `class_matching_loss`.
     """
-    def one_class(args):
-        syn_c, real_c, label = args
+    def class_loss_and_grad(p, f, syn_c, real_c, label):
         return jax.value_and_grad(
-            lambda s: class_matching_loss(apply_fn, params, frozen, s, real_c, label, metric, reduce_real))(syn_c)
+            lambda s: class_matching_loss(apply_fn, p, f, s, real_c, label, metric, reduce_real))(syn_c)
+
+    def one_class(args):
+        return class_loss_and_grad(params, frozen, *args)
 
     num_classes = syn.shape[0]
     if labels is None:
@@ -135,8 +137,7 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
         # One jitted function called per class: traced once, not once per class (the compiled
         # program is the same, XLA inlines the calls), which takes seconds off every compilation.
         # Plain `jax.jit`: JAX refuses compiler options on a nested jit; callers jit the step with them.
-        class_fn = jax.jit(lambda p, f, s, r, label: jax.value_and_grad(
-            lambda s: class_matching_loss(apply_fn, p, f, s, r, label, metric, reduce_real))(s))
+        class_fn = jax.jit(class_loss_and_grad)
         results = [class_fn(params, frozen, syn[c], real[c], labels[c]) for c in range(num_classes)]
         return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
     if class_chunk is None or class_chunk >= num_classes:
