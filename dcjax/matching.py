@@ -9,6 +9,7 @@ scales and offsets) are ignored. 'mse' and 'cos' are the ablation metrics of pap
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -105,6 +106,22 @@ def resolve_class_parallel(mode: str) -> str:
     return mode
 
 
+@functools.lru_cache(maxsize=32)
+def _class_loss_and_grad(apply_fn: ApplyFn, metric: str,
+                         reduce_real: Callable[[PyTree], PyTree] | None) -> Callable:
+    """(params, frozen, syn_c, real_c, label) -> (class_matching_loss, its gradient in syn_c), jitted.
+
+    Jitted so that the classes unrolled in one program trace it once, not once per class (XLA
+    inlines the calls: the compiled program is the same), which takes seconds off every
+    compilation; cached so that eager calls with the same network reuse its compilation. Plain
+    `jax.jit`: JAX refuses compiler options on a nested jit; callers jit the step with them.
+    """
+    def class_loss_and_grad(params, frozen, syn_c, real_c, label):
+        return jax.value_and_grad(
+            lambda s: class_matching_loss(apply_fn, params, frozen, s, real_c, label, metric, reduce_real))(syn_c)
+    return jax.jit(class_loss_and_grad)
+
+
 def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, syn: jax.Array,
                            real: jax.Array, metric: str = "ours", class_parallel: str = "vmap",
                            class_chunk: int | None = None, labels: jax.Array | None = None,
@@ -115,16 +132,14 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     independent given the network, so every class's loss and image gradient is computed at once:
     with `class_parallel='vmap'` as one `jax.vmap` over classes (the fast path on accelerators;
     `class_chunk` bounds memory by running groups of that many classes in sequence), or with
-    'unroll' as one call per class of a jitted per-class function (traced once; XLA inlines the
-    calls, so the program holds one copy per class), which XLA's CPU backend runs faster than the
-    vmapped form (`python bin/bench.py`; figures in benchmarks/results/bench_cpu.md, 'classes
-    unrolled' against 'classes vmapped'). All modes give the same values.
+    'unroll' as one call per class of a jitted per-class function (`_class_loss_and_grad`; XLA
+    inlines the calls, so the program holds one copy per class), which XLA's CPU backend runs
+    faster than the vmapped form (`python bin/bench.py`; figures in benchmarks/results/bench_cpu.md,
+    'classes unrolled' against 'classes vmapped'). All modes give the same values.
     `labels` are the rows' class ids (default 0..C-1; a device holding a slice of the classes passes
     its own); `reduce_real` is passed to `class_matching_loss`.
     """
-    def class_loss_and_grad(p, f, syn_c, real_c, label):
-        return jax.value_and_grad(
-            lambda s: class_matching_loss(apply_fn, p, f, s, real_c, label, metric, reduce_real))(syn_c)
+    class_loss_and_grad = _class_loss_and_grad(apply_fn, metric, reduce_real)
 
     def one_class(args):
         return class_loss_and_grad(params, frozen, *args)
@@ -134,11 +149,7 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
         labels = jnp.arange(num_classes)
     mode = resolve_class_parallel(class_parallel)
     if mode == "unroll":
-        # One jitted function called per class: traced once, not once per class (the compiled
-        # program is the same, XLA inlines the calls), which takes seconds off every compilation.
-        # Plain `jax.jit`: JAX refuses compiler options on a nested jit; callers jit the step with them.
-        class_fn = jax.jit(class_loss_and_grad)
-        results = [class_fn(params, frozen, syn[c], real[c], labels[c]) for c in range(num_classes)]
+        results = [class_loss_and_grad(params, frozen, syn[c], real[c], labels[c]) for c in range(num_classes)]
         return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
     if class_chunk is None or class_chunk >= num_classes:
         return jax.vmap(one_class)((syn, real, labels))

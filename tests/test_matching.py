@@ -225,3 +225,17 @@ def test_weight_gradient_forms_equal_xla_in_loops_in_value_and_second_order(form
     np.testing.assert_allclose(grads, want_grads, rtol=1e-4, atol=1e-4)
     for got, want in zip(second + vmapped_second_order(ours), want_second + vmapped_second_order(xla)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_unrolled_classes_share_one_cached_per_class_function():
+    """Eager calls with the same network reuse one jitted per-class function (no recompiling per call)."""
+    from dcjax.matching import _class_loss_and_grad
+    module = get_model("ConvNet", 3, (8, 8, 1), width=4, depth=1)
+    syn = jax.random.normal(jax.random.PRNGKey(0), (3, 1, 8, 8, 1))
+    real = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 8, 8, 1))
+    params = module.init(jax.random.PRNGKey(2), syn[0])["params"]
+    first = matching_loss_and_grad(module.apply, params, {}, syn, real, "ours", "unroll")
+    misses = _class_loss_and_grad.cache_info().misses
+    second = matching_loss_and_grad(module.apply, params, {}, syn, real, "ours", "unroll")
+    assert _class_loss_and_grad.cache_info().misses == misses
+    np.testing.assert_array_equal(first[1], second[1])
