@@ -68,8 +68,9 @@ def test_condensation_on_8_devices_equals_1_device(tmp_path, dataset):
     eight = dcjax.condense(config, str(tmp_path))
 
     module = configuration.model_from_config(config, 10, dataset.image_shape)
-    state = condensation.init_state(config, dataset)
     one_device = sharding.class_layout(config, 10, devices=jax.devices()[:1])
+    # Placed as condense places it, so every iteration reuses the first one's compilation.
+    state = condensation.place_state(condensation.init_state(config, dataset), one_device)
     step = condensation.make_outer_iteration(module, config, one_device)   # the plain single-device program
     for _ in range(config.num_iterations):
         state, _ = step(state, dataset)
