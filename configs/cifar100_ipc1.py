@@ -5,19 +5,21 @@
 Expected accuracy: the paper's Table 1, 12.8 +- 0.3% (mean +- std over 5 sets x 20 networks); the
 command condenses one set and evaluates it with 5 networks x 300 epochs.
 
-Runtime: not measured (100 classes of 32x32x3 images, ipc 1). `python bin/bench.py`
-(benchmarks/results/bench_cpu.md) reads this setting's XLA memory from compilation only, not a whole
-outer iteration; one outer iteration is timed, from the repository root, by
+Runtime: one outer iteration, timed from the repository root by
 
-    python -m benchmarks.benchmark '{"kind": "outer", "classes": 100, "image": [32, 32, 3], "ipc": 1, "repeats": 1}'
+    python -m benchmarks.benchmark '{"kind": "outer", "classes": 100, "image": [32, 32, 3], "ipc": 1, "repeats": 1, "mode": "map"}'
 
-and K=1000 of them are the condensing time. The evaluation has not been measured either.
+took 42.4 s on a 2-core Intel Xeon (2026-12-03, one run; compilation 3.8 s, peak memory 1.75 GB),
+so K=1000 of them ~12 hours of condensing on such a CPU; with "mode": "unroll" 41.9 s, but 169 s
+and 5.9 GB to compile. `python bin/bench.py` (benchmarks/results/bench_cpu.md) reads this setting's
+XLA memory from compilation only. The evaluation has not been measured.
 
 class_chunk 10: vmapping all 100 classes x 256 real images needs ~76 GB of XLA scratch memory; 10
 classes at a time needs ~8.7 GB for the whole outer step (compile-only rows of
 benchmarks/results/bench_cpu.md), which fits a 16 GB accelerator. It does not change the result. (On
-CPU, class_parallel 'auto' unrolls the classes and XLA's memory-optimised scheduler bounds the
-memory instead.)
+CPU, class_parallel 'auto' runs the 100 classes one at a time in a `lax.map`, where class_chunk has
+no effect: unrolled, they took 199 s and 5 GB of memory to compile, for no faster a step at
+batch_real 256; `dcjax.matching.resolve_class_parallel`.)
 """
 from configs import common
 

@@ -47,7 +47,7 @@ def get_config() -> ConfigDict:
     c.lr_net = 0.01                   # eta_theta
     c.metric = "ours"                 # ours | mse | cos
     # Speed and memory (same results whatever the choice).
-    c.class_parallel = "auto"         # auto | vmap | unroll  (auto: unroll on CPU, vmap elsewhere)
+    c.class_parallel = "auto"         # auto | vmap | unroll | map  (auto: vmap off CPU; CPU: unroll <= 20 classes)
     c.class_chunk = config_dict.placeholder(int)  # vmap at most this many classes at once
     # Devices (dcjax.sharding): a (classes, batch) mesh over every device of every process.
     c.mesh = ConfigDict()

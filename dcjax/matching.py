@@ -94,16 +94,28 @@ def class_matching_loss(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, syn: 
     return gradient_distance(g_syn, g_real, metric)
 
 
-CLASS_PARALLEL = ("auto", "vmap", "unroll")
+CLASS_PARALLEL = ("auto", "vmap", "unroll", "map")
+UNROLL_MAX_CLASSES = 20   # 'auto' on CPU unrolls up to this many classes and maps more
 
 
-def resolve_class_parallel(mode: str) -> str:
-    """'auto' -> 'unroll' on CPU, 'vmap' on accelerators (see `matching_loss_and_grad`)."""
+def resolve_class_parallel(mode: str, num_classes: int | None = None) -> str:
+    """The mode `matching_loss_and_grad` runs for `mode` and `num_classes` classes.
+
+    'auto' is 'vmap' on accelerators. On CPU it is 'unroll' for up to UNROLL_MAX_CLASSES classes and
+    'map' for more. Decision, from a scratch probe of one matching step (ConvNet-128, 32x32x3, ipc 1,
+    2-core Intel Xeon; benchmarks/explore/NOTES.md, session 9): 10 classes unrolled compile in
+    ~7 s against ~2 s mapped and step ~2-5 % faster at batch_real 16-64, equal at 256; 100 classes
+    (CIFAR-100) unrolled took 199 s and 5 GB of memory to compile against 2.1 s and 0.75 GB mapped,
+    for a step 14 % faster at batch_real 16 and, as at 10 classes, no faster at the paper's 256.
+    `num_classes` None resolves 'auto' as for few classes.
+    """
     if mode not in CLASS_PARALLEL:
         raise ConfigError(f"config.class_parallel must be one of {CLASS_PARALLEL}, got {mode!r}")
-    if mode == "auto":
-        return "unroll" if jax.default_backend() == "cpu" else "vmap"
-    return mode
+    if mode != "auto":
+        return mode
+    if jax.default_backend() != "cpu":
+        return "vmap"
+    return "unroll" if num_classes is None or num_classes <= UNROLL_MAX_CLASSES else "map"
 
 
 @functools.lru_cache(maxsize=32)
@@ -131,11 +143,14 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     `syn` is (C, ipc, H, W, ch) and `real` (C, n, H, W, ch), class c in row c. The classes are
     independent given the network, so every class's loss and image gradient is computed at once:
     with `class_parallel='vmap'` as one `jax.vmap` over classes (the fast path on accelerators;
-    `class_chunk` bounds memory by running groups of that many classes in sequence), or with
+    `class_chunk` bounds memory by running groups of that many classes in sequence), with
     'unroll' as one call per class of a jitted per-class function (`_class_loss_and_grad`; XLA
     inlines the calls, so the program holds one copy per class), which XLA's CPU backend runs
     faster than the vmapped form (`python bin/bench.py`; figures in benchmarks/results/bench_cpu.md,
-    'classes unrolled' against 'classes vmapped'). All modes give the same values.
+    'classes unrolled' against 'classes vmapped'), or with 'map' as a `lax.map` over classes, one
+    class per iteration and one copy in the program (on CPU as fast as unrolled for large real
+    batches, and compiled in seconds however many classes; `resolve_class_parallel` says when
+    'auto' takes it). All modes give the same values.
     `labels` are the rows' class ids (default 0..C-1; a device holding a slice of the classes passes
     its own); `reduce_real` is passed to `class_matching_loss`.
     """
@@ -147,10 +162,12 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     num_classes = syn.shape[0]
     if labels is None:
         labels = jnp.arange(num_classes)
-    mode = resolve_class_parallel(class_parallel)
+    mode = resolve_class_parallel(class_parallel, num_classes)
     if mode == "unroll":
         results = [class_loss_and_grad(params, frozen, syn[c], real[c], labels[c]) for c in range(num_classes)]
         return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
+    if mode == "map":
+        return jax.lax.map(one_class, (syn, real, labels))
     if class_chunk is None or class_chunk >= num_classes:
         return jax.vmap(one_class)((syn, real, labels))
     return jax.lax.map(one_class, (syn, real, labels), batch_size=class_chunk)

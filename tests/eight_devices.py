@@ -44,7 +44,7 @@ def test_sharded_matching_equals_single_device(dataset, mesh_shape, num_classes)
     layout = sharding.ClassLayout(sharding.make_mesh(mesh_shape, num_classes), num_classes)
     if mesh_shape is None:
         assert dict(layout.mesh.shape) == {"classes": 2, "batch": 4}
-    for mode in ("unroll", "vmap"):
+    for mode in ("unroll", "vmap", "map"):
         s_losses, s_grads = jax.jit(lambda s, r: layout.matching_loss_and_grad(
             module.apply, params, {}, s, r, "ours", mode, None))(layout.put_by_class(syn), real)
         assert s_grads.sharding.spec == P("classes")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dcjax.errors import ConfigError
-from dcjax.matching import (class_matching_loss, gradient_distance, matching_loss_and_grad)
+from dcjax.matching import (UNROLL_MAX_CLASSES, class_matching_loss, gradient_distance, matching_loss_and_grad,
+                            resolve_class_parallel)
 from dcjax.nets import get_model
 from dcjax.nets.convolution import conv2d
 
@@ -101,7 +102,7 @@ def per_class_loop(module, variables, syn, real, metric):
 
 
 @pytest.mark.parametrize("metric,mode,chunk", [("ours", "vmap", None), ("ours", "vmap", 2), ("ours", "unroll", None),
-                                               ("mse", "vmap", None), ("cos", "unroll", None)])
+                                               ("ours", "map", None), ("mse", "vmap", None), ("cos", "unroll", None)])
 def test_class_parallel_loss_and_grad_equal_per_class_loop(metric, mode, chunk):
     module, variables, syn, real = tiny_problem()
     want_loss, want_grad = per_class_loop(module, variables, syn, real, metric)
@@ -109,6 +110,17 @@ def test_class_parallel_loss_and_grad_equal_per_class_loop(metric, mode, chunk):
         module.apply, variables["params"], {}, s, r, metric, mode, chunk))(syn, real)
     np.testing.assert_allclose(np.asarray(loss), want_loss, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(grad), want_grad, rtol=1e-5, atol=1e-5 * np.abs(want_grad).max())
+
+
+def test_auto_class_parallel_unrolls_few_classes_and_maps_many_on_cpu():
+    assert jax.default_backend() == "cpu"
+    assert resolve_class_parallel("auto", 10) == "unroll"
+    assert resolve_class_parallel("auto", UNROLL_MAX_CLASSES) == "unroll"
+    assert resolve_class_parallel("auto", UNROLL_MAX_CLASSES + 1) == "map"
+    assert resolve_class_parallel("auto") == "unroll"
+    assert resolve_class_parallel("vmap", 100) == "vmap"   # an explicit mode is kept
+    with pytest.raises(ConfigError, match="class_parallel must be one of"):
+        resolve_class_parallel("threads", 10)
 
 
 def test_image_gradient_matches_finite_differences():
