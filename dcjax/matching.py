@@ -104,7 +104,7 @@ def resolve_class_parallel(mode: str, num_classes: int | None = None) -> str:
     'auto' is 'vmap' on accelerators. On CPU it is 'unroll' for up to UNROLL_MAX_CLASSES classes and
     'map' for more. Decision, from a scratch probe of one matching step (ConvNet-128, 32x32x3, ipc 1,
     2-core Intel Xeon; benchmarks/explore/NOTES.md, session 9): 10 classes unrolled compile in
-    ~7 s against ~2 s mapped and step ~2-5 % faster at batch_real 16-64, equal at 256; 100 classes
+    ~7 s against ~2 s mapped and step 1-10 % faster at batch_real 16-64, equally fast at 256; 100 classes
     (CIFAR-100) unrolled took 199 s and 5 GB of memory to compile against 2.1 s and 0.75 GB mapped,
     for a step 14 % faster at batch_real 16 and, as at 10 classes, no faster at the paper's 256.
     `num_classes` None resolves 'auto' as for few classes.
