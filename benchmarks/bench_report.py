@@ -70,6 +70,18 @@ def devices_suite() -> list[Case]:
     return [Case("outer", f"{d} simulated device{'s' * (d > 1)}", ipc=1, devices=d) for d in (1, 2, 4, 8)]
 
 
+def classes_suite() -> list[Case]:
+    """The classes unrolled against one at a time in a `lax.map` on CPU (`class_parallel` 'unroll' and
+    'map'), what `class_parallel='auto'`'s CPU rule rests on (`dcjax.matching.resolve_class_parallel`):
+    the matching step of 10 classes at batch_real 64 and 256, and one ipc-1 outer iteration of
+    CIFAR-100's 100 classes at the paper's batch_real 256 (compilation time and peak memory included).
+    """
+    cases = [Case("matching", f"10 classes, {mode}", image=CIFAR, batch_real=batch, mode=mode)
+             for batch in (64, 256) for mode in ("unroll", "map")]
+    return cases + [Case("outer", f"CIFAR-100 ipc 1, {mode}", classes=100, image=CIFAR, ipc=1, mode=mode, repeats=1)
+                    for mode in ("unroll", "map")]
+
+
 def methods_suite() -> list[Case]:
     """One outer iteration of each method (DC, DSA, DM; paper settings, batch_real 256, 10 classes,
     Fashion-MNIST shapes) at ipc 1, and DM's at ipc 10 and 50.

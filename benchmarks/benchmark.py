@@ -161,11 +161,14 @@ def measure_matching(case: Case) -> dict[str, Any]:
 
 
 def with_chunk_loop_counted(case: Case, result: dict[str, Any]) -> dict[str, Any]:
-    """A chunked step is a loop over class groups; XLA counts its body once, so scale the count."""
-    if case.kind == "matching" and case.class_chunk and case.class_chunk < case.classes and result.get("gflop"):
-        chunks, rest = divmod(case.classes, case.class_chunk)
+    """A chunked or mapped step is a loop over class groups; XLA counts its body once, so scale the count."""
+    if case.kind != "matching" or not result.get("gflop"):
+        return result
+    chunk = 1 if case.mode == "map" else case.class_chunk
+    if chunk and chunk < case.classes:
+        chunks, rest = divmod(case.classes, chunk)
         # lax.map(batch_size=k) loops over the full chunks and runs the remainder once, outside the loop.
-        per_class = result["gflop"] / (case.class_chunk + rest)
+        per_class = result["gflop"] / (chunk + rest)
         result["gflop"] = per_class * case.classes
         if result.get("median_s"):
             result["gflops_per_s"] = result["gflop"] / result["median_s"]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Measure dcjax's speed and memory: python bin/bench.py [--quick | --devices | --methods | --authors | --only=eval]
+"""Measure dcjax's speed and memory:
+python bin/bench.py [--quick | --devices | --classes | --methods | --authors | --only=eval]
 
 Runs the suite of benchmarks.bench_report (matching steps, inner updates, outer iterations,
 evaluation, CIFAR-100 memory, and the authors' PyTorch matching step when torch and their checkout are
@@ -19,6 +20,7 @@ _NAME = flags.DEFINE_string("name", None, "File name stem (default: bench_<backe
 _QUICK = flags.DEFINE_bool("quick", False, "One small case of each kind (a smoke run, minutes).")
 _ONLY = flags.DEFINE_list("only", None, "Run only the default suite's cases of these kinds (e.g. eval,outer).")
 _DEVICES = flags.DEFINE_bool("devices", False, "Only the outer iteration on 1, 2, 4, 8 simulated CPU devices.")
+_CLASSES = flags.DEFINE_bool("classes", False, "Only classes unrolled against mapped (10 and 100 classes).")
 _METHODS = flags.DEFINE_bool("methods", False, "Only one outer iteration of DC, DSA and DM (ipc 1; DM also 10, 50).")
 _AUTHORS = flags.DEFINE_bool("authors", False, "Only dcjax beside the authors' PyTorch code, part by part and whole runs.")
 _TORCH = flags.DEFINE_bool("torch", True, "Include the authors' PyTorch step if torch and their checkout are there.")
@@ -40,6 +42,9 @@ def main(argv):
                                  f"there, or set {authors_code.REPO_ENV})")
         name = _NAME.value or f"bench_{jax.default_backend()}_authors"
         cases = bench_report.authors_suite()
+    elif _CLASSES.value:
+        name = _NAME.value or f"bench_{jax.default_backend()}_classes"
+        cases = bench_report.classes_suite()
     elif _METHODS.value:
         name = _NAME.value or f"bench_{jax.default_backend()}_methods"
         cases = bench_report.methods_suite()

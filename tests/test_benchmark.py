@@ -92,6 +92,18 @@ def test_chunked_step_flop_count_covers_every_class(chunk):
     assert chunked["gflop"] == pytest.approx(whole["gflop"], rel=0.1)
 
 
+def test_mapped_classes_flop_count_covers_every_class():
+    unrolled = measure(Case("matching", classes=4, image=(8, 8, 1), batch_real=3, mode="unroll", compile_only=True))
+    mapped = measure(Case("matching", classes=4, image=(8, 8, 1), batch_real=3, mode="map", compile_only=True))
+    assert mapped["gflop"] == pytest.approx(unrolled["gflop"], rel=0.1)
+
+
+def test_classes_suite_sets_unrolled_beside_mapped_classes():
+    cases = bench_report.classes_suite()
+    assert {c.mode for c in cases} == {"unroll", "map"}
+    assert {(c.kind, c.classes) for c in cases} == {("matching", 10), ("outer", 100)}
+
+
 def test_devices_case_runs_the_sharded_outer_step_on_that_many_simulated_devices():
     case = Case("outer", ipc=1, devices=2, classes=3, image=(8, 8, 1), batch_real=8, repeats=1, compile_only=True)
     result = run_in_subprocess(case)
