@@ -102,11 +102,13 @@ def resolve_class_parallel(mode: str, num_classes: int | None = None) -> str:
     """The mode `matching_loss_and_grad` runs for `mode` and `num_classes` classes.
 
     'auto' is 'vmap' on accelerators. On CPU it is 'unroll' for up to UNROLL_MAX_CLASSES classes and
-    'map' for more. Decision, from a scratch probe of one matching step (ConvNet-128, 32x32x3, ipc 1,
-    2-core Intel Xeon; benchmarks/explore/NOTES.md, session 9): 10 classes unrolled compile in
-    ~7 s against ~2 s mapped and step 1-10 % faster at batch_real 16-64, equally fast at 256; 100 classes
-    (CIFAR-100) unrolled took 199 s and 5 GB of memory to compile against 2.1 s and 0.75 GB mapped,
-    for a step 14 % faster at batch_real 16 and, as at 10 classes, no faster at the paper's 256.
+    'map' for more. Decision, from `python bin/bench.py --classes` (benchmarks/results/
+    bench_cpu_classes.md, 2-core Intel Xeon): a CIFAR-100 ipc-1 outer iteration (batch_real 256)
+    unrolled compiles in 164 s with 5.8 GB peak memory against 3.9 s and 1.7 GB mapped, for a step
+    no faster (41.4 vs 42.3 s); at 10 classes (32x32x3) the step is the same either way (1.11 s at
+    batch_real 64, 4.40 s at 256) and unrolled compiles in ~8 s against ~2.6 s, but scratch probes
+    found unrolled 5-10 % faster at 28x28x1 and at small real batches (benchmarks/explore/NOTES.md,
+    sessions 7 and 9), which outweighs seconds of compilation over a run.
     `num_classes` None resolves 'auto' as for few classes.
     """
     if mode not in CLASS_PARALLEL:
