@@ -73,11 +73,12 @@ def devices_suite() -> list[Case]:
 def classes_suite() -> list[Case]:
     """The classes unrolled against one at a time in a `lax.map` on CPU (`class_parallel` 'unroll' and
     'map'), what `class_parallel='auto'`'s CPU rule rests on (`dcjax.matching.resolve_class_parallel`):
-    the matching step of 10 classes at batch_real 64 and 256, and one ipc-1 outer iteration of
-    CIFAR-100's 100 classes at the paper's batch_real 256 (compilation time and peak memory included).
+    the matching step of 10 classes (28x28x1 at batch_real 64, 32x32x3 at 64 and 256), and one ipc-1
+    outer iteration of CIFAR-100's 100 classes at the paper's batch_real 256 (compilation time and
+    peak memory included).
     """
-    cases = [Case("matching", f"10 classes, {mode}", image=CIFAR, batch_real=batch, mode=mode)
-             for batch in (64, 256) for mode in ("unroll", "map")]
+    cases = [Case("matching", f"10 classes, {mode}", image=image, batch_real=batch, mode=mode)
+             for image, batch in ((MNIST, 64), (CIFAR, 64), (CIFAR, 256)) for mode in ("unroll", "map")]
     return cases + [Case("outer", f"CIFAR-100 ipc 1, {mode}", classes=100, image=CIFAR, ipc=1, mode=mode, repeats=1)
                     for mode in ("unroll", "map")]
 
