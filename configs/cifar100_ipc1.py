@@ -11,14 +11,14 @@ Runtime: one outer iteration, timed from the repository root by
 
 took 42.4 s on a 2-core Intel Xeon (2026-12-03, one run; compilation 3.8 s, peak memory 1.75 GB),
 so K=1000 of them ~12 hours of condensing on such a CPU; with "mode": "unroll" 41.9 s, but 169 s
-and 5.9 GB to compile (the same pair in benchmarks/results/bench_cpu_classes.md: 42.3 / 41.4 s). `python bin/bench.py` (benchmarks/results/bench_cpu.md) reads this setting's
+and 5.9 GB to compile (the same pair in benchmarks/results/bench_cpu_classes.md: 42.62 / 42.65 s). `python bin/bench.py` (benchmarks/results/bench_cpu.md) reads this setting's
 XLA memory from compilation only. The evaluation has not been measured.
 
 class_chunk 10: vmapping all 100 classes x 256 real images needs ~76 GB of XLA scratch memory; 10
 classes at a time needs ~8.7 GB for the whole outer step (compile-only rows of
 benchmarks/results/bench_cpu.md), which fits a 16 GB accelerator. It does not change the result. (On
 CPU, class_parallel 'auto' runs the 100 classes one at a time in a `lax.map`, where class_chunk has
-no effect: unrolled, an ipc-1 outer iteration took 164 s and 5.8 GB of memory to compile, for no
+no effect: unrolled, an ipc-1 outer iteration took 171 s and 5.9 GB of memory to compile, for no
 faster a step; `python bin/bench.py --classes`, benchmarks/results/bench_cpu_classes.md.)
 """
 from configs import common

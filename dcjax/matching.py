@@ -104,11 +104,12 @@ def resolve_class_parallel(mode: str, num_classes: int | None = None) -> str:
     'auto' is 'vmap' on accelerators. On CPU it is 'unroll' for up to UNROLL_MAX_CLASSES classes and
     'map' for more. Decision, from `python bin/bench.py --classes` (benchmarks/results/
     bench_cpu_classes.md, 2-core Intel Xeon): a CIFAR-100 ipc-1 outer iteration (batch_real 256)
-    unrolled compiles in 164 s with 5.8 GB peak memory against 3.9 s and 1.7 GB mapped, for a step
-    no faster (41.4 vs 42.3 s); at 10 classes (32x32x3) the step is the same either way (1.11 s at
-    batch_real 64, 4.40 s at 256) and unrolled compiles in ~8 s against ~2.6 s, but scratch probes
+    unrolled compiles in 171 s with 5.9 GB peak memory against 3.9 s and 1.7 GB mapped, for the same
+    step (42.65 vs 42.62 s). At 10 classes the steps differ by -2 to +3 % there (1.09 vs 1.11 s at
+    28x28x1, batch_real 64) and unrolled compiles in 8-10 s against 2.5-3 s; earlier scratch probes
     found unrolled 5-10 % faster at 28x28x1 and at small real batches (benchmarks/explore/NOTES.md,
-    sessions 7 and 9), which outweighs seconds of compilation over a run.
+    sessions 7 and 9). Over a run the two roughly cancel out, so few classes stay unrolled, as the
+    CPU figures against the authors' code were measured.
     `num_classes` None resolves 'auto' as for few classes.
     """
     if mode not in CLASS_PARALLEL:
