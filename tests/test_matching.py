@@ -123,6 +123,12 @@ def test_auto_class_parallel_unrolls_few_classes_and_maps_many_on_cpu():
         resolve_class_parallel("threads", 10)
 
 
+@pytest.mark.parametrize("backend", ["gpu", "tpu"])
+def test_auto_class_parallel_vmaps_every_class_count_on_accelerators(monkeypatch, backend):
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    assert {resolve_class_parallel("auto", n) for n in (None, 1, 10, 100)} == {"vmap"}
+
+
 def test_image_gradient_matches_finite_differences():
     with jax.enable_x64(True):
         module, variables, syn, real = tiny_problem(num_classes=2, ipc=1, n_real=4, width=4, depth=1)
