@@ -167,7 +167,7 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
         labels = jnp.arange(num_classes)
     mode = resolve_class_parallel(class_parallel, num_classes)
     if mode == "unroll":
-        results = [class_loss_and_grad(params, frozen, syn[c], real[c], labels[c]) for c in range(num_classes)]
+        results = [one_class((syn[c], real[c], labels[c])) for c in range(num_classes)]
         return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
     if mode == "map":
         return jax.lax.map(one_class, (syn, real, labels))

@@ -6,8 +6,8 @@ the synthetic images and their optimiser state live sharded by class (`NamedShar
 are fewer classes than devices, the second mesh axis splits every class's real batch, and the
 real-batch gradient is averaged over that axis (`pmean`) before it is compared. The per-device
 work is written with `jax.shard_map`, so each device runs the same class-wise program as a single
-device would (unrolled, mapped or vmapped over its classes), and the only cross-device traffic is the
-all-gather of the images for the network update and the `pmean` of real gradients.
+device would (unrolled, mapped or vmapped over its classes), and the only cross-device traffic is
+the all-gather of the images for the network update and the `pmean` of real gradients.
 
 Uneven splits: a class count not divisible by the class axis is padded with empty classes (zero
 images, masked out of the loss and the gradient), at most `class_shards - 1` of them; checkpoints

@@ -5,8 +5,8 @@ under `jax.vmap` over classes. XLA lowers that batched weight-gradient convoluti
 convolution (measured ~3x slower for the whole matching step on CPU), so on accelerators, where the
 classes are vmapped, the weight gradient is one 2-D matmul per kernel offset (batched matmuls under
 vmap). On CPU the classes are unrolled (or mapped) and every SGD step runs inside a loop, where
-XLA:CPU runs its own weight-gradient convolution as a naive loop and its input gradient 3-5x slower than
-outside loops; there the weight gradient is a forward convolution in canonical layouts
+XLA:CPU runs its own weight-gradient convolution as a naive loop and its input gradient 3-5x slower
+than outside loops; there the weight gradient is a forward convolution in canonical layouts
 (`_kernel_gradient_conv`, the matmuls again when vmapped) and the input gradient the
 flipped-kernel forward convolution (`input_gradient`). Thin first layers use one im2col matmul.
 Values equal `lax.conv_general_dilated`'s gradients up to float rounding (tested), and every rule
