@@ -171,6 +171,27 @@ def test_fused_first_block_equals_conv_then_instance_norm(channels, padding, siz
     assert np.abs(np.asarray(second_theirs)).max() > 1e-2
 
 
+def test_weighted_patch_sum_derivatives_equal_the_products():
+    """The grey-scale first block's sum of K multiply-adds has the derivatives of `patches @ weights`
+    in forward mode (tangents in either argument) and in reverse mode."""
+    from dcjax.nets.conv_instance_norm import _weighted_patch_sum
+    keys = jax.random.split(jax.random.PRNGKey(7), 4)
+    patches, d_patches = (jax.random.normal(k, (2, 5, 5, 9)) for k in keys[:2])
+    weights, d_weights = (jax.random.normal(k, (9, 4)) for k in keys[2:])
+    product = lambda p, w: jnp.einsum("...k,kf->...f", p, w)
+    for tangents in ((d_patches, d_weights), (d_patches, jnp.zeros_like(weights)),
+                     (jnp.zeros_like(patches), d_weights)):
+        ours = jax.jvp(_weighted_patch_sum, (patches, weights), tangents)
+        theirs = jax.jvp(product, (patches, weights), tangents)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    cotangent = lambda f: jax.grad(lambda p, w: jnp.sum(jnp.sin(f(p, w))), argnums=(0, 1))(patches, weights)
+    for a, b in zip(cotangent(_weighted_patch_sum), cotangent(product)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    only_patches = jax.grad(lambda p: jnp.sum(jnp.sin(_weighted_patch_sum(p, weights))))(patches)
+    np.testing.assert_allclose(only_patches, cotangent(product)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_convnet_fuses_only_its_thin_first_block_with_instance_norm(monkeypatch):
     from dcjax.nets import layers
     from dcjax.nets.layers import Conv
