@@ -30,17 +30,17 @@ def _safe_norm(x: jax.Array, axis=None) -> jax.Array:
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 
-def _rows_by_output_unit(g: jax.Array) -> jax.Array:
-    """(..., out) -> (out, prod(...)): one row per output unit."""
-    return g.reshape(-1, g.shape[-1]).T
+def _columns_by_output_unit(g: jax.Array) -> jax.Array:
+    """(..., out) -> (prod(...), out): one column per output unit (a reshape; no transposing copy)."""
+    return g.reshape(-1, g.shape[-1])
 
 
 def layerwise_distance(g_syn: jax.Array, g_real: jax.Array) -> jax.Array:
     """Sum over output units of the cosine distance between their gradient rows; 0 for 1-D tensors."""
     if g_syn.ndim < 2:
         return jnp.zeros((), g_syn.dtype)
-    s, r = _rows_by_output_unit(g_syn), _rows_by_output_unit(g_real)
-    cosine = jnp.sum(r * s, axis=1) / (_safe_norm(r, axis=1) * _safe_norm(s, axis=1) + _EPS)
+    s, r = _columns_by_output_unit(g_syn), _columns_by_output_unit(g_real)
+    cosine = jnp.sum(r * s, axis=0) / (_safe_norm(r, axis=0) * _safe_norm(s, axis=0) + _EPS)
     return jnp.sum(1.0 - cosine)
 
 
