@@ -36,7 +36,7 @@ def _columns_by_output_unit(g: jax.Array) -> jax.Array:
 
 
 def layerwise_distance(g_syn: jax.Array, g_real: jax.Array) -> jax.Array:
-    """Sum over output units of the cosine distance between their gradient rows; 0 for 1-D tensors."""
+    """Sum over output units of the cosine distance between their gradients; 0 for 1-D tensors."""
     if g_syn.ndim < 2:
         return jnp.zeros((), g_syn.dtype)
     s, r = _columns_by_output_unit(g_syn), _columns_by_output_unit(g_real)

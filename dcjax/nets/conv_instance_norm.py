@@ -59,12 +59,12 @@ def _weighted_patch_sum(patches: jax.Array, weights: jax.Array) -> jax.Array:
     written to memory: it is recomputed from the small patches where the norm, activation, pooling
     and their derivatives read it. For a grey-scale input (9 terms) that is cheaper than the passes
     over the stored map: one ipc-1 evaluation network at 28x28x1 5.22-5.42 -> 4.64-5.10 s (ipc 10
-    42.8 -> 39.0 s), a scanned SGD step on 100 images 135-139 -> 128-130 ms; an ipc-1 outer
-    iteration, mostly one matching step, pays 1-5 % (0.998-1.024 -> 1.025-1.045 s) and its
-    compilation 0.6-1.1 s, which the evaluation networks of a run more than win back. For RGB (27
-    terms) the recomputation costs more than it saves (evaluation network at 32x32x3 5.09-5.19 ->
+    42.8 -> 39.0 s), a scanned SGD step on 100 images 135-139 -> 128-130 ms. For RGB (27 terms)
+    the recomputation costs more than it saves (evaluation network at 32x32x3 5.09-5.19 ->
     6.07-6.24 s, SGD step 137-146 -> 148-153 ms). 2-core Intel Xeon, interleaved scratch probes
-    (benchmarks/explore/NOTES.md, session 8).
+    (benchmarks/explore/NOTES.md, session 8). An ipc-1 outer iteration (mostly one matching step)
+    first paid 1-5 % for it (0.998-1.024 -> 1.025-1.045 s), until its image gradient through the
+    sum became one product (`_weighted_patch_sum_jvp`: 1.118 / 1.120 -> 1.052 / 1.060 s, session 10).
     """
     return sum(patches[..., i:i + 1] * weights[i] for i in range(patches.shape[-1]))
 
