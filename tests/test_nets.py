@@ -190,6 +190,10 @@ def test_weighted_patch_sum_derivatives_equal_the_products():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     only_patches = jax.grad(lambda p: jnp.sum(jnp.sin(_weighted_patch_sum(p, weights))))(patches)
     np.testing.assert_allclose(only_patches, cotangent(product)[0], rtol=1e-5, atol=1e-5)
+    # what the rule is for: the cotangent of the patches is one product, not K channel reductions
+    _, patches_vjp = jax.vjp(lambda p: _weighted_patch_sum(p, weights), patches)
+    program = str(jax.make_jaxpr(patches_vjp)(jnp.ones((2, 5, 5, 4))))
+    assert "dot_general" in program and "reduce_sum" not in program
 
 
 def test_convnet_fuses_only_its_thin_first_block_with_instance_norm(monkeypatch):
