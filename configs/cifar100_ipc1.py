@@ -24,8 +24,9 @@ class_chunk 10: vmapping all 100 classes x 256 real images needs ~76 GB of XLA s
 classes at a time needs ~8.7 GB for the whole outer step (compile-only rows of
 benchmarks/results/bench_cpu.md), which fits a 16 GB accelerator. It does not change the result. (On
 CPU, class_parallel 'auto' runs the 100 classes one at a time in a `lax.map`, where class_chunk has
-no effect: unrolled, an ipc-1 outer iteration took 171 s and 5.9 GB of memory to compile, for no
-faster a step; `python bin/bench.py --classes`, benchmarks/results/bench_cpu_classes.md.)
+no effect: unrolled, an ipc-1 outer iteration took 154 s and 5.8 GB of memory to compile, for a
+step 3 % faster, 40.4 against 41.7 s; `python bin/bench.py --classes`,
+benchmarks/results/bench_cpu_classes.md.)
 """
 from configs import common
 

@@ -104,12 +104,14 @@ def resolve_class_parallel(mode: str, num_classes: int | None = None) -> str:
     'auto' is 'vmap' on accelerators. On CPU it is 'unroll' for up to UNROLL_MAX_CLASSES classes and
     'map' for more. Decision, from `python bin/bench.py --classes` (benchmarks/results/
     bench_cpu_classes.md, 2-core Intel Xeon): a CIFAR-100 ipc-1 outer iteration (batch_real 256)
-    unrolled compiles in 171 s with 5.9 GB peak memory against 3.9 s and 1.7 GB mapped, for the same
-    step (42.65 vs 42.62 s). At 10 classes the steps differ by -2 to +3 % there (1.09 vs 1.11 s at
-    28x28x1, batch_real 64) and unrolled compiles in 8-10 s against 2.5-3 s; earlier scratch probes
+    unrolled compiles in 154 s with 5.8 GB peak memory against 3.6 s and 1.75 GB mapped, for a step
+    3 % faster (40.44 vs 41.72 s, one run each; 42.65 vs 42.62 s in an earlier run), which only runs
+    of over ~120 iterations would win back, at 3.3x the memory. At 10 classes unrolled steps are 1-3
+    % faster there (0.97 vs 1.00 s at 28x28x1, batch_real 64; 1.07 vs 1.08 and 4.17 vs 4.24 s at
+    32x32x3, batch_real 64 and 256) and compile in 7-8 s against 2.4-2.5 s; earlier scratch probes
     found unrolled 5-10 % faster at 28x28x1 and at small real batches (benchmarks/explore/NOTES.md,
-    sessions 7 and 9). Over a run the two roughly cancel out, so few classes stay unrolled, as the
-    CPU figures against the authors' code were measured.
+    sessions 7 and 9). So few classes stay unrolled, as the CPU figures against the authors' code
+    were measured.
     `num_classes` None resolves 'auto' as for few classes.
     """
     if mode not in CLASS_PARALLEL:
