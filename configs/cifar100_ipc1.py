@@ -12,7 +12,7 @@ Runtime: one outer iteration, timed from the repository root by
 took 42.4 s on a 2-core Intel Xeon (2026-12-03, one run, the code of 2dbc69b; compilation 3.8 s,
 peak memory 1.75 GB), so K=1000 of them ~12 hours of condensing on such a CPU; with "mode":
 "unroll" 41.9 s, but 169 s and 5.9 GB to compile (the same pair in
-benchmarks/results/bench_cpu_classes.md: 42.62 / 42.65 s). `python bin/bench.py`
+benchmarks/results/bench_cpu_classes.md, at 69e9632: 41.72 / 40.44 s). `python bin/bench.py`
 (benchmarks/results/bench_cpu.md) reads this setting's XLA memory from compilation only. The evaluation (5 networks x 300 epochs on the 100 images, then
 10 000 test images, no augmentation, as one program), timed by
 
