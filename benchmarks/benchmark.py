@@ -162,9 +162,11 @@ def measure_matching(case: Case) -> dict[str, Any]:
 
 def with_chunk_loop_counted(case: Case, result: dict[str, Any]) -> dict[str, Any]:
     """A chunked or mapped step is a loop over class groups; XLA counts its body once, so scale the count."""
+    from dcjax.matching import resolve_class_parallel
     if case.kind != "matching" or not result.get("gflop"):
         return result
-    chunk = 1 if case.mode == "map" else case.class_chunk
+    # The groups matching runs: one class per iteration mapped, class_chunk vmapped, none unrolled.
+    chunk = {"map": 1, "vmap": case.class_chunk}.get(resolve_class_parallel(case.mode, case.classes))
     if chunk and chunk < case.classes:
         chunks, rest = divmod(case.classes, chunk)
         # lax.map(batch_size=k) loops over the full chunks and runs the remainder once, outside the loop.
