@@ -35,15 +35,29 @@ def _git(repo: str, *args: str) -> str | None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows), or '?'."""
+    """The CPU's model name, family and model numbers and whether it has AVX-512 ('AMD EPYC, family
+    25 model 17, AVX-512'; from /proc/cpuinfo on Linux, else what `platform` knows, or '?').
+
+    Virtual machines often report a bare 'AMD EPYC': family and model tell its generations apart,
+    and AVX-512 alone moves dcjax's and PyTorch's speeds (and their ratio) a long way."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor's block says it all
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "?"
+    if "model name" not in fields:
+        return platform.processor() or platform.machine() or "?"
+    described = fields["model name"]
+    if "cpu family" in fields and "model" in fields:
+        described += f", family {fields['cpu family']} model {fields['model']}"
+    if "flags" in fields:
+        described += ", AVX-512" if "avx512f" in fields["flags"].split() else ", no AVX-512"
+    return described
 
 
 def _version(package: str) -> str | None:
