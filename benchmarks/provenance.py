@@ -23,6 +23,10 @@ from typing import Any
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_DIRS = ("dcjax", "configs", "benchmarks")
 RESULTS_DIR = "benchmarks/results/"
+# Environment variables that change which kernels the two codes run (instruction set caps, thread
+# counts, XLA options): a result measured under any of them says so.
+KERNEL_ENVIRONMENT = ("XLA_FLAGS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                      "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _git(repo: str, *args: str) -> str | None:
@@ -72,7 +76,8 @@ def provenance(repo: str = REPO_ROOT) -> dict[str, Any]:
     `git status --porcelain` lists anything outside benchmarks/results/, untracked files included
     (None without a commit),
     code: 12 hex digits naming HEAD's files under `CODE_DIRS` (see the module docstring), code_dirty:
-    whether those files have uncommitted changes, cpu, cores, python, jax, jaxlib, utc: the time of the call}."""
+    whether those files have uncommitted changes, cpu, cores, python, jax, jaxlib, utc: the time of the call,
+    environment: the `KERNEL_ENVIRONMENT` variables that are set (omitted when none is)}."""
     commit = _git(repo, "rev-parse", "HEAD")
     commit = commit.strip() if commit else None
     # Results files are what benchmarks write: a benchmark's second row must not call the tree dirty
@@ -84,11 +89,15 @@ def provenance(repo: str = REPO_ROOT) -> dict[str, Any]:
         files = sorted(line for line in listing.splitlines() if not line.split("\t", 1)[-1].startswith(RESULTS_DIR))
         code = hashlib.sha1("\n".join(files).encode()).hexdigest()[:12]
         code_status = _git(repo, "status", "--porcelain", "--", *CODE_DIRS, f":(exclude){RESULTS_DIR}")
-    return {"commit": commit, "dirty": None if status is None else bool(status.strip()),
-            "code": code, "code_dirty": None if code_status is None else bool(code_status.strip()),
-            "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "jax": _version("jax"), "jaxlib": _version("jaxlib"),
-            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    record = {"commit": commit, "dirty": None if status is None else bool(status.strip()),
+              "code": code, "code_dirty": None if code_status is None else bool(code_status.strip()),
+              "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+              "jax": _version("jax"), "jaxlib": _version("jaxlib"),
+              "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    environment = {name: os.environ[name] for name in KERNEL_ENVIRONMENT if name in os.environ}
+    if environment:
+        record["environment"] = environment
+    return record
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -104,8 +113,9 @@ def describe(record: dict[str, Any]) -> str:
             where += f", code {record['code']}{' + uncommitted changes' if record.get('code_dirty') else ''}"
     else:
         where = "an unknown commit (not a git checkout)"
+    environment = "".join(f"; {name}={value}" for name, value in record.get("environment", {}).items())
     return (f"{where} on {record.get('cpu', '?')}, {record.get('cores', '?')} cores; "
-            f"jax {record.get('jax')}, jaxlib {record.get('jaxlib')}; {record.get('utc', '?')}")
+            f"jax {record.get('jax')}, jaxlib {record.get('jaxlib')}{environment}; {record.get('utc', '?')}")
 
 
 def markdown_line(results: dict[str, Any]) -> str:

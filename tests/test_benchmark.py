@@ -1,6 +1,7 @@
 """The benchmark code measures what it says (tiny cases; no timing is asserted), and every results
 file records where it was measured."""
 import json
+import os
 import re
 import subprocess
 
@@ -151,6 +152,19 @@ def test_provenance_outside_a_git_checkout(tmp_path, monkeypatch):
     assert "unknown commit" in provenance.markdown_line({"provenance": record})
     # results written before provenance existed keep their machine line
     assert provenance.markdown_line({"machine": {"cpu": "x"}}) == "Machine: {'cpu': 'x'}  "
+
+
+def test_provenance_records_the_kernel_environment_and_the_cpu_generation(monkeypatch):
+    for name in provenance.KERNEL_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    assert "environment" not in provenance.provenance()
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    record = provenance.provenance()
+    assert record["environment"] == {"XLA_FLAGS": "--xla_cpu_max_isa=AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    assert "; XLA_FLAGS=--xla_cpu_max_isa=AVX2; ATEN_CPU_CAPABILITY=avx2; " in provenance.describe(record)
+    if os.path.exists("/proc/cpuinfo"):   # Linux: family, model and the AVX-512 answer follow the name
+        assert re.search(r", family \d+ model \d+, (no )?AVX-512$", provenance.cpu_model())
 
 
 def test_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
