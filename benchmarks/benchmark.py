@@ -275,7 +275,34 @@ def measure_eval(case: Case) -> dict[str, Any]:
     else:
         raise ValueError(f"eval mode must be vmap, map or sequential, got {case.mode!r}")
     result["epochs_run"] = sum(recipe.phase_epochs())
-    return _without_flop_rate(result)
+    result = _without_flop_rate(result)
+    result["gflop_per_network"] = _evaluation_network_gflop(module, recipe, case, dataset, options)
+    return result
+
+
+def _evaluation_network_gflop(module, recipe, case: Case, dataset, options: dict[str, str]) -> float | None:
+    """XLA's FLOP count of the work one evaluation network does: its training epochs (one epoch's
+    program counted, times the epochs) and its test pass, each compiled on its own, since the
+    evaluation program's loops are counted once each. The report's floor divides it by the matmul peak."""
+    from dcjax.training import train_epochs
+    x = jnp.zeros((case.classes * case.ipc,) + case.image, jnp.float32)
+    y = jnp.repeat(jnp.arange(case.classes), case.ipc)
+    variables = module.init(jax.random.PRNGKey(0), x[:1], train=False)
+    tx = recipe.optimizer(recipe.lr)
+
+    def one_epoch(variables, key):
+        return train_epochs(module.apply, tx, variables, tx.init(variables["params"]), x, y, key, 1,
+                            recipe.batch_size)[0]
+
+    def test_pass(variables, images):
+        return module.apply(variables, images, train=False)
+
+    test_images = jax.ShapeDtypeStruct((case.test_images,) + case.image, jnp.float32)
+    _, epoch = compile_and_analyse(one_epoch, [variables, jax.random.PRNGKey(1)], options)
+    _, test = compile_and_analyse(test_pass, [variables, test_images], options)
+    if not epoch["gflop"] or not test["gflop"]:
+        return None
+    return sum(recipe.phase_epochs()) * epoch["gflop"] + test["gflop"]
 
 
 def measure_torch(case: Case) -> dict[str, Any]:

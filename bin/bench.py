@@ -14,6 +14,7 @@ import _common  # noqa: F401  (puts the repository root on sys.path)
 from absl import app, flags
 
 from benchmarks import bench_report
+from dcjax.nets.convolution import CONV_IMPLS
 
 _OUT = flags.DEFINE_string("out", "benchmarks/results", "Directory for the JSON and Markdown tables.")
 _NAME = flags.DEFINE_string("name", None, "File name stem (default: bench_<backend>, or bench_quick).")
@@ -25,6 +26,8 @@ _METHODS = flags.DEFINE_bool("methods", False, "Only one outer iteration of DC, 
 _AUTHORS = flags.DEFINE_bool("authors", False, "Only dcjax beside the authors' PyTorch code, part by part and whole runs.")
 _TORCH = flags.DEFINE_bool("torch", True, "Include the authors' PyTorch step if torch and their checkout are there.")
 _TIMEOUT = flags.DEFINE_float("case_timeout", 1800, "Seconds after which one case is abandoned.")
+_CONV_IMPL = flags.DEFINE_enum("conv_impl", "matmul_grad", list(CONV_IMPLS),
+                               "With --authors: the convolution form of dcjax's networks (config net.conv_impl).")
 
 
 def main(argv):
@@ -41,7 +44,7 @@ def main(argv):
                                  f"{authors_code.repo_path()} (git clone https://github.com/VICO-UoE/DatasetCondensation "
                                  f"there, or set {authors_code.REPO_ENV})")
         name = _NAME.value or f"bench_{jax.default_backend()}_authors"
-        cases = bench_report.authors_suite()
+        cases = bench_report.authors_suite(_CONV_IMPL.value)
     elif _CLASSES.value:
         name = _NAME.value or f"bench_{jax.default_backend()}_classes"
         cases = bench_report.classes_suite()

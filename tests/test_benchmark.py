@@ -233,7 +233,8 @@ def test_authors_suite_pairs_every_timed_part_and_the_report_adds_up_whole_runs(
             _row(Case("torch_matching", "theirs", image=image, batch_real=64), median_s=2.0),
             _row(Case("outer", "dcjax", image=image, batch_real=64), median_s=1.5, compile_s=20.0),
             _row(Case("torch_outer", "theirs", image=image, batch_real=64), median_s=3.0),
-            _row(Case("eval", "dcjax", num_models=1, **eval_fields), median_s=10.0, compile_s=4.0),
+            _row(Case("eval", "dcjax", num_models=1, **eval_fields), median_s=10.0, compile_s=4.0,
+                 gflop_per_network=600.0),
             _row(Case("eval", "dcjax 5", num_models=nets, **eval_fields), median_s=45.0, compile_s=6.0),
             _row(Case("torch_eval", "theirs", num_models=1, **eval_fields), median_s=12.0)]
     text = bench_report.markdown({"date": "d", "machine": {"cpu": "c", "cores": 2, "memory_gib": 1.0, "python": "3",
@@ -243,11 +244,30 @@ def test_authors_suite_pairs_every_timed_part_and_the_report_adds_up_whole_runs(
     assert "| 1.00 | 2.00 | 2.00x | 40.0 (40%) | 20.0 (20%) | 0.40 | 1.00 / 1.00 |" in text
     # the ipc-1 outer iteration is one matching step: the same floor
     assert "| 1.50 | 3.00 | 2.00x | 26.7 (27%) | 13.3 (13%) | 0.40 |" in text
-    assert "| 10.00 | 12.00 | 1.20x (short) | – | – | – |" in text
+    # evaluation: 600 GFLOP per network (epochs and test pass counted apart) -> floor 6.00 s
+    assert "| 10.00 | 12.00 | 1.20x (short) | 60.0 (60%) | 50.0 (50%) | 6.00 |" in text
     ours_total = k[1] * 1.5 + 45.0 + 20.0 + 6.0
     theirs_total = k[1] * 3.0 + nets * 12.0
+    floor_total = (k[1] * 40.0 + nets * 600.0) / 100.0
     assert (f"| {ours_total / 60:.1f} (measured; compilation 26 s) | {theirs_total / 60:.1f} | "
-            f"{theirs_total / ours_total:.2f}x |") in text   # 1.78x: met, so no '(short)'
+            f"{theirs_total / ours_total:.2f}x | {floor_total / 60:.1f} |") in text   # 1.78x: met, no '(short)'
+
+
+def test_evaluation_floor_counts_every_epoch_and_the_test_pass():
+    def per_network(epochs, test_images):
+        case = Case("eval", classes=2, image=(8, 8, 1), ipc=1, num_models=1, epochs=epochs,
+                    test_images=test_images, mode="map", compile_only=True)
+        return measure(case)["gflop_per_network"]
+
+    from dcjax.evaluate import EvalRecipe
+    run = {epochs: sum(EvalRecipe(epochs=epochs).phase_epochs()) for epochs in (2, 6)}   # epochs trained
+    two, six = per_network(2, 20), per_network(6, 20)
+    epoch = (six - two) / (run[6] - run[2])
+    test_pass = two - run[2] * epoch
+    assert epoch > 0 and test_pass > 0
+    assert per_network(2, 40) - two == pytest.approx(test_pass, rel=0.05)   # linear in the test images
+    # a training step on the 2 images is a forward and a backward pass: 2-4x their forward pass
+    assert 2 < epoch / (test_pass * 2 / 20) < 4
 
 
 def test_authors_code_absent_is_one_clear_error(tmp_path, monkeypatch):

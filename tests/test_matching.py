@@ -9,6 +9,7 @@ from dcjax.errors import ConfigError
 from dcjax.matching import (UNROLL_MAX_CLASSES, class_matching_loss, gradient_distance, matching_loss_and_grad,
                             resolve_class_parallel)
 from dcjax.nets import get_model
+from dcjax.nets import winograd
 from dcjax.nets.convolution import conv2d
 
 
@@ -183,6 +184,41 @@ def test_second_order_through_two_convolutions_equals_xla():
 
     np.testing.assert_allclose(jax.grad(weight_grad_norm("matmul_grad"))(x), jax.grad(weight_grad_norm("xla"))(x),
                                rtol=1e-4, atol=1e-3)
+
+
+def test_winograd_convolution_equals_xla_in_value_and_to_second_order():
+    # conv_impl='winograd' (dcjax/nets/winograd.py): 16 GEMMs on 2x2 tiles, differentiated by autodiff.
+    keys = jax.random.split(jax.random.PRNGKey(6), 4)
+    x = jax.random.normal(keys[0], (2, 6, 8, 16))
+    w1, w2 = jax.random.normal(keys[1], (3, 3, 16, 16)) / 12, jax.random.normal(keys[2], (3, 3, 16, 5)) / 12
+    assert winograd.applies(x.shape, w1.shape, 1, 1)
+    assert "convolution" not in jax.jit(lambda x, w: conv2d(x, w, 1, 1, "winograd")).lower(x, w1).as_text()
+    np.testing.assert_allclose(conv2d(x, w1, 1, 1, "winograd"), conv2d(x, w1, 1, 1, "xla"), rtol=1e-5, atol=1e-5)
+
+    def loss(impl):
+        return lambda x, w1, w2: jnp.sum(jnp.sin(conv2d(jnp.tanh(conv2d(x, w1, 1, 1, impl)), w2, 1, 1, impl)))
+
+    for argnums in (0, 1, 2):
+        np.testing.assert_allclose(jax.grad(loss("winograd"), argnums)(x, w1, w2),
+                                   jax.grad(loss("xla"), argnums)(x, w1, w2), rtol=1e-4, atol=1e-4)
+    second = {impl: jax.grad(lambda x: sum(jnp.sum(g ** 2) for g in jax.grad(loss(impl), (1, 2))(x, w1, w2)))(x)
+              for impl in ("winograd", "xla")}
+    np.testing.assert_allclose(second["winograd"], second["xla"], rtol=1e-4, atol=1e-3)
+    batched = jax.vmap(lambda x: jax.grad(loss("winograd"), 1)(x, w1, w2))(x[:, None])
+    np.testing.assert_allclose(batched, jnp.stack([jax.grad(loss("xla"), 1)(xi[None], w1, w2) for xi in x]),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,padding,stride", [((2, 7, 8, 16), 1, 1), ((2, 6, 6, 8), 1, 1), ((2, 6, 6, 16), 0, 1),
+                                                  ((2, 6, 6, 16), 1, 2)])
+def test_winograd_leaves_odd_maps_thin_inputs_and_other_geometries_to_the_default(shape, padding, stride):
+    x = jax.random.normal(jax.random.PRNGKey(7), shape)
+    w = jax.random.normal(jax.random.PRNGKey(8), (3, 3, shape[-1], 4))
+    assert not winograd.applies(x.shape, w.shape, padding, stride)
+    hlo = jax.jit(lambda x, w: conv2d(x, w, padding, stride, "winograd")).lower(x, w).as_text()
+    assert "convolution" in hlo   # the direct convolution, not 16 dots
+    np.testing.assert_allclose(conv2d(x, w, padding, stride, "winograd"), conv2d(x, w, padding, stride, "xla"),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_matmul_gradient_convolution_under_vmap_equals_per_example_gradients():

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dcjax.nets import winograd
 from dcjax.nets.manual_axes import varying_alike
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -243,12 +244,16 @@ def _matmul_grad_conv_bwd(padding, residuals, dy):
 
 _matmul_grad_conv.defvjp(_matmul_grad_conv_fwd, _matmul_grad_conv_bwd)
 
-CONV_IMPLS = ("matmul_grad", "xla")
+CONV_IMPLS = ("matmul_grad", "xla", "winograd")
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, padding: int, stride: int = 1,
            impl: str = "matmul_grad") -> jax.Array:
-    """NHWC x HWIO convolution; `impl` picks how its weight gradient is computed (see module doc)."""
-    if impl == "matmul_grad" and stride == 1:
+    """NHWC x HWIO convolution; `impl` picks how it and its gradients are computed: 'matmul_grad'
+    (see the module doc), 'xla' (XLA's own), 'winograd' (`dcjax.nets.winograd` where it applies,
+    'matmul_grad' elsewhere)."""
+    if impl == "winograd" and winograd.applies(x.shape, kernel.shape, padding, stride):
+        return winograd.winograd_conv(x, kernel)
+    if impl in ("matmul_grad", "winograd") and stride == 1:
         return _matmul_grad_conv(*varying_alike(x, kernel), padding)
     return _xla_conv(x, kernel, padding, stride)

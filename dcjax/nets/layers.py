@@ -110,7 +110,7 @@ class Conv(nn.Module):
         """Whether `InstanceNorm()(x, conv=self)` may compute this convolution and the norm as one
         operation: on CPU (where it was measured faster), a thin stride-1 convolution (few input
         channels) whose bias the norm cancels."""
-        return (uses_cpu_forms() and self.stride == 1 and self.impl == "matmul_grad"
+        return (uses_cpu_forms() and self.stride == 1 and self.impl in ("matmul_grad", "winograd")
                 and (self.bias_cancelled or not self.use_bias) and x.ndim == 4
                 and is_thin(x.shape[-1], (self.kernel_size, self.kernel_size)))
 
