@@ -26,6 +26,9 @@ def get_config() -> ConfigDict:
     # Network used for matching.
     c.model = "ConvNet"
     # None: the family's default (ConvNet: width 128, depth from the image size, instance norm, relu, avg pool).
+    # conv_impl (same results up to float rounding): "matmul_grad" (default) | "xla" | "winograd"
+    # (wide 3x3 convolutions as Winograd F(2x2, 3x3); ~6-16 % faster on a 2-core AMD EPYC Zen 4, not on
+    # the 2-core Xeon measured; README, "Speed").
     c.net = ConfigDict({"width": config_dict.placeholder(int), "depth": config_dict.placeholder(int),
                         "norm": config_dict.placeholder(str), "activation": config_dict.placeholder(str),
                         "pooling": config_dict.placeholder(str), "conv_impl": config_dict.placeholder(str)})
