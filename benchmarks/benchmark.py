@@ -276,11 +276,11 @@ def measure_eval(case: Case) -> dict[str, Any]:
         raise ValueError(f"eval mode must be vmap, map or sequential, got {case.mode!r}")
     result["epochs_run"] = sum(recipe.phase_epochs())
     result = _without_flop_rate(result)
-    result["gflop_per_network"] = _evaluation_network_gflop(module, recipe, case, dataset, options)
+    result["gflop_per_network"] = _evaluation_network_gflop(module, recipe, case, options)
     return result
 
 
-def _evaluation_network_gflop(module, recipe, case: Case, dataset, options: dict[str, str]) -> float | None:
+def _evaluation_network_gflop(module, recipe, case: Case, options: dict[str, str]) -> float | None:
     """XLA's FLOP count of the work one evaluation network does: its training epochs (one epoch's
     program counted, times the epochs) and its test pass, each compiled on its own, since the
     evaluation program's loops are counted once each. The report's floor divides it by the matmul peak."""
