@@ -323,7 +323,7 @@ def _versus_authors(report: dict[str, Any], peak: float | None) -> list[str]:
 
     for key in shared:
         a, b = ours[key]["result"], theirs[key]["result"]
-        gflop = flop.get(key) or _outer_flop(key, flop)
+        gflop = _gflop(key, flop)
         floor = f"{gflop / peak:.2f}" if gflop and peak else "–"
         speed = b["median_s"] / a["median_s"]
         lines.append(f"| {key[0]} | {_setting(ours[key]['case'])} | {a['median_s']:.2f} | {b['median_s']:.2f} | "
@@ -346,6 +346,11 @@ def _part_gflop(row: dict[str, Any]) -> float | None:
 
 def _against_target(speed_up: float) -> str:
     return f"{speed_up:.2f}x" + ("" if speed_up >= TARGET_SPEED_UP else " (short)")
+
+
+def _gflop(key: tuple, flop: dict[tuple, float]) -> float | None:
+    """A part's FLOP count: its own row's, or an outer iteration's added up from its parts."""
+    return flop.get(key) or _outer_flop(key, flop)
 
 
 def _outer_flop(key: tuple, flop: dict[tuple, float]) -> float | None:
@@ -377,7 +382,7 @@ def _whole_runs(ours: dict[tuple, dict], theirs: dict[tuple, dict], flop: dict[t
         our_compile = row["result"].get("compile_s", 0.0) + (ours.get(together, ours[one])["result"].get("compile_s", 0.0))
         our_total = k * row["result"]["median_s"] + our_eval + our_compile
         their_total = k * theirs[key]["result"]["median_s"] + PROTOCOL_NETWORKS * theirs[one]["result"]["median_s"]
-        outer_flop, eval_flop = flop.get(key) or _outer_flop(key, flop), flop.get(one)
+        outer_flop, eval_flop = _gflop(key, flop), flop.get(one)
         floor = (f"{(k * outer_flop + PROTOCOL_NETWORKS * eval_flop) / peak / 60:.1f}"
                  if outer_flop and eval_flop and peak else "–")
         lines.append(f"| {_setting(row['case'])} | {k} | {our_total / 60:.1f} ({how}; compilation "

@@ -245,6 +245,9 @@ def _matmul_grad_conv_bwd(padding, residuals, dy):
 _matmul_grad_conv.defvjp(_matmul_grad_conv_fwd, _matmul_grad_conv_bwd)
 
 CONV_IMPLS = ("matmul_grad", "xla", "winograd")
+# The forms whose convolutions outside Winograd's reach are 'matmul_grad' ones (and whose thin
+# first block may fuse with its instance norm on CPU).
+MATMUL_GRAD_IMPLS = ("matmul_grad", "winograd")
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, padding: int, stride: int = 1,
@@ -254,6 +257,6 @@ def conv2d(x: jax.Array, kernel: jax.Array, padding: int, stride: int = 1,
     'matmul_grad' elsewhere)."""
     if impl == "winograd" and winograd.applies(x.shape, kernel.shape, padding, stride):
         return winograd.winograd_conv(x, kernel)
-    if impl in ("matmul_grad", "winograd") and stride == 1:
+    if impl in MATMUL_GRAD_IMPLS and stride == 1:
         return _matmul_grad_conv(*varying_alike(x, kernel), padding)
     return _xla_conv(x, kernel, padding, stride)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from dcjax.errors import ConfigError
 from dcjax.nets.conv_instance_norm import conv_instance_norm
-from dcjax.nets.convolution import conv2d, is_thin, uses_cpu_forms
+from dcjax.nets.convolution import MATMUL_GRAD_IMPLS, conv2d, is_thin, uses_cpu_forms
 from dcjax.nets.instance_norm import instance_norm
 from dcjax.nets.manual_axes import varying_alike
 
@@ -110,7 +110,7 @@ class Conv(nn.Module):
         """Whether `InstanceNorm()(x, conv=self)` may compute this convolution and the norm as one
         operation: on CPU (where it was measured faster), a thin stride-1 convolution (few input
         channels) whose bias the norm cancels."""
-        return (uses_cpu_forms() and self.stride == 1 and self.impl in ("matmul_grad", "winograd")
+        return (uses_cpu_forms() and self.stride == 1 and self.impl in MATMUL_GRAD_IMPLS
                 and (self.bias_cancelled or not self.use_bias) and x.ndim == 4
                 and is_thin(x.shape[-1], (self.kernel_size, self.kernel_size)))
 
