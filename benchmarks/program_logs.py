@@ -32,6 +32,12 @@ def _own_seconds(text: str) -> float:
     return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").timestamp()
 
 
+def read_stamped(path: str) -> list[StampedLine]:
+    """A log as the harness writes it: one '<seconds>\t<text>' per line."""
+    with open(path) as f:
+        return [(float(at), text) for at, _, text in (line.rstrip("\n").partition("\t") for line in f)]
+
+
 def parse_authors_log(lines: Sequence[StampedLine]) -> dict[str, Any]:
     """{iterations: [{iteration, at_s, own_clock_s, loss}], evaluations: [{iteration, model, start_s,
     networks: [{index, at_s, seconds, own_train_s, epochs, test_acc}]}]} from main.py's or main_DM.py's

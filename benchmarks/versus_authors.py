@@ -52,7 +52,7 @@ from benchmarks.provenance import REPO_ROOT, markdown_line, provenance
 
 REPO_ENV = "DCJAX_AUTHORS_REPO"
 DEFAULT_AUTHORS_REPO = os.path.join(REPO_ROOT, "..", "DatasetCondensation")
-DEFAULT_NPZ = os.path.join(REPO_ROOT, "..", "shared", "data", "fashion_mnist.npz")
+DEFAULT_NPZ = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data", "fashion_mnist.npz"))
 FINAL_ONLY_EVAL_MODE = "final"
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 # Variables that change how either process allocates memory or how many threads it runs: each
@@ -210,7 +210,8 @@ def run_case(case: Case, side: str, scratch: str, npz: str, data_path: str) -> d
     if run.returncode != 0:
         raise RuntimeError(f"{side} run of {case.name} exited {run.returncode}:\n{_tail(run.lines)}")
     row = authors_side(case, run) if side == "authors" else dcjax_side(case, os.path.join(where, "workdir"))
-    return {"case": case.name, "side": side, "command": " ".join(argv), "cwd": os.path.relpath(cwd, REPO_ROOT),
+    shown = " ".join(argv).replace(REPO_ROOT + os.sep, "<repo>/")   # the same command on any checkout
+    return {"case": case.name, "side": side, "command": shown, "cwd": os.path.relpath(cwd, REPO_ROOT),
             "wall_s": round(run.wall_s, 2), "peak_rss_mb": round(run.peak_rss_mb), **row,
             "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
