@@ -31,6 +31,12 @@ run would evaluate only the noise it starts from. Any eval mode outside its list
 training model once, at the last iteration (the branch its multi-architecture modes take); the
 harness passes `--eval_mode final`, which is that. main.py trains iterations 0..K, i.e. K+1 image
 updates, the last after the evaluation; dcjax trains K. Whole runs include that extra iteration.
+
+On grey-scale images their DSA and DM programs stop at the first 'crop' draw on CPU (torch 2.14):
+the cropped batch of one channel has channels-last strides, the convolutions keep that layout and
+ConvNet's `out.view(out.size(0), -1)` refuses it. For the dsa_* and dm_* cases the harness runs a
+copy of their checkout whose networks.py says `reshape` there instead of `view` (`GREY_SCALE_PATCH`;
+the same values, and the same work where the tensor is contiguous); the results say so.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -59,6 +66,10 @@ DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 # result records the ones that were set (none, for the committed figures).
 PROCESS_ENVIRONMENT = ("LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
                        "MALLOC_ARENA_MAX", "PYTHONMALLOC", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+
+
+# (file, pattern, replacement) that lets their DSA/DM programs run on one-channel images (above).
+GREY_SCALE_PATCH = ("networks.py", r"(\w+)\.view\(\1\.size\(0\), -1\)", r"\1.reshape(\1.size(0), -1)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +99,25 @@ CASES = {c.name: c for c in (
 
 def authors_repo() -> str:
     return os.path.abspath(os.environ.get(REPO_ENV, DEFAULT_AUTHORS_REPO))
+
+
+def authors_checkout(case: Case, scratch: str) -> tuple[str, str | None]:
+    """(the directory to run the authors' program in, the patch applied there or None): their
+    checkout itself for DC; for DSA and DM a copy with `GREY_SCALE_PATCH` applied."""
+    if case.method == "dc":
+        return authors_repo(), None
+    copy = os.path.join(scratch, "authors_patched")
+    os.makedirs(copy, exist_ok=True)
+    for name in os.listdir(authors_repo()):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(authors_repo(), name), copy)
+    file, pattern, replacement = GREY_SCALE_PATCH
+    path = os.path.join(copy, file)
+    with open(path) as f:
+        text, count = re.subn(pattern, replacement, f.read())
+    with open(path, "w") as f:
+        f.write(text)
+    return copy, f"{file}: {count} x `x.view(x.size(0), -1)` -> `x.reshape(x.size(0), -1)` (runs on grey-scale images)"
 
 
 def authors_command(case: Case, data_path: str, save_path: str, python: str = "python") -> list[str]:
@@ -139,17 +169,38 @@ def prepare_fashion_mnist(npz: str, data_path: str) -> str:
 
 @dataclasses.dataclass
 class ProcessRun:
-    """What the harness saw of one process: its stamped output, wall seconds, peak RSS, exit code."""
+    """What the harness saw of one process: its stamped output, wall seconds, peak RSS, exit code,
+    and the share of the machine's CPU time the hypervisor gave to others meanwhile (steal)."""
     lines: list[program_logs.StampedLine]
     wall_s: float
     peak_rss_mb: float
     returncode: int
+    steal: float | None = None
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's cumulative CPU times (/proc/stat's first line: user .. steal), or None."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The fraction of CPU time stolen by the hypervisor between two `cpu_times()` readings: on a
+    shared VM, the noise under a timing."""
+    if not before or not after:
+        return None
+    spent = [b - a for a, b in zip(before, after)]
+    return round(spent[7] / sum(spent), 4) if sum(spent) else None
 
 
 def run_process(argv: Sequence[str], cwd: str, log_path: str) -> ProcessRun:
     """Run `argv` in `cwd`, stamping each output line as it arrives (stdout and stderr merged,
     Python unbuffered so lines arrive when printed); the log goes to `log_path` as '<s>\\t<text>'."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    times = cpu_times()
     start = time.monotonic()
     proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace")
@@ -162,7 +213,7 @@ def run_process(argv: Sequence[str], cwd: str, log_path: str) -> ProcessRun:
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ProcessRun(lines, wall, usage.ru_maxrss / 1024, proc.returncode)
+    return ProcessRun(lines, wall, usage.ru_maxrss / 1024, proc.returncode, steal_share(times, cpu_times()))
 
 
 def _tail(lines: Sequence[program_logs.StampedLine], n: int = 15) -> str:
@@ -202,8 +253,10 @@ def run_case(case: Case, side: str, scratch: str, npz: str, data_path: str) -> d
     where = os.path.join(scratch, f"{case.name}_{side}")
     shutil.rmtree(where, ignore_errors=True)
     os.makedirs(where)
+    patch = None
     if side == "authors":
-        argv, cwd = authors_command(case, data_path, where), authors_repo()
+        cwd, patch = authors_checkout(case, scratch)
+        argv = authors_command(case, data_path, where)
     else:
         argv, cwd = dcjax_command(case, npz, os.path.join(where, "workdir")), REPO_ROOT
     run = run_process([sys.executable] + argv[1:], cwd, os.path.join(where, "output.log"))
@@ -211,8 +264,8 @@ def run_case(case: Case, side: str, scratch: str, npz: str, data_path: str) -> d
         raise RuntimeError(f"{side} run of {case.name} exited {run.returncode}:\n{_tail(run.lines)}")
     row = authors_side(case, run) if side == "authors" else dcjax_side(case, os.path.join(where, "workdir"))
     shown = " ".join(argv).replace(REPO_ROOT + os.sep, "<repo>/")   # the same command on any checkout
-    return {"case": case.name, "side": side, "command": shown, "cwd": os.path.relpath(cwd, REPO_ROOT),
-            "wall_s": round(run.wall_s, 2), "peak_rss_mb": round(run.peak_rss_mb), **row,
+    return {"case": case.name, "side": side, "command": shown, "cwd": os.path.relpath(cwd, REPO_ROOT), "patch": patch,
+            "wall_s": round(run.wall_s, 2), "peak_rss_mb": round(run.peak_rss_mb), "steal": run.steal, **row,
             "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -257,7 +310,7 @@ def case_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "eval_network_s": _median([s for r in mine for s in r["eval_network_s"]]),
             "wall_s": _median([r["wall_s"] for r in mine]), "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
             "accuracy": (100 * float(np.mean(accuracies)), 100 * float(np.std(accuracies))) if accuracies else None,
-            "runs": len(mine)}
+            "steal": max((r.get("steal") or 0.0) for r in mine), "runs": len(mine)}
     return out
 
 
@@ -275,11 +328,12 @@ def markdown(report: dict[str, Any]) -> str:
         "main.py's `Evaluate_` lines and from dcjax's summary.json (its networks train in one program: seconds "
         "per network, compilation included); whole run = the process's wall time, data loading and (dcjax) "
         "compilation and checkpoints included; peak RSS from the kernel (wait4). Ratios: the authors' time "
-        "over dcjax's (above 1: dcjax faster). Medians over runs.", "",
+        "over dcjax's (above 1: dcjax faster). Medians over runs. Steal: the largest share of CPU time the "
+        "hypervisor gave to other machines during a run (this VM's neighbours; a few % moves timings by more).", "",
         f"Command: `{report['command']}`  ", markdown_line(report),
         f"Process environment: {report['process_environment'] or 'no allocator or thread variable set'}", "",
-        "| case | K | side | s / iteration | s / eval network | whole run s | peak RSS MB | test acc. % | runs |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "| case | K | side | s / iteration | s / eval network | whole run s | peak RSS MB | test acc. % | steal | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
     for name, case in CASES.items():
         rows = [r for r in report["rows"] if r["case"] == name]
         if not rows:
@@ -292,18 +346,19 @@ def markdown(report: dict[str, Any]) -> str:
             acc = "-" if s["accuracy"] is None else f"{s['accuracy'][0]:.2f} +- {s['accuracy'][1]:.2f}"
             lines.append(f"| {name} | {rows[0]['iterations']} | {side} | {_fmt(s['per_iteration_s'], 3)} | "
                          f"{_fmt(s['eval_network_s'], 1)} | {_fmt(s['wall_s'], 0)} | {s['peak_rss_mb']:.0f} | {acc} | "
-                         f"{s['runs']} |")
+                         f"{'-' if not s['steal'] else format(s['steal'], '.1%')} | {s['runs']} |")
         if len(summary) == 2:
             t, d = summary["authors"], summary["dcjax"]
             lines.append(f"| {name} | | **authors / dcjax** | **{_ratio(t['per_iteration_s'], d['per_iteration_s'])}** | "
                          f"**{_ratio(t['eval_network_s'], d['eval_network_s'])}** | **{_ratio(t['wall_s'], d['wall_s'])}**"
-                         f" | {_ratio(t['peak_rss_mb'], d['peak_rss_mb'])} | | |")
+                         f" | {_ratio(t['peak_rss_mb'], d['peak_rss_mb'])} | | | |")
     lines += ["", "Commands, one per side and case:", ""]
     seen = set()
     for row in report["rows"]:
         if (row["case"], row["side"]) not in seen:
             seen.add((row["case"], row["side"]))
-            lines.append(f"- {row['case']}, {row['side']} (in `{row['cwd']}`): `{row['command']}`")
+            patch = f"; their code patched: {row['patch']}" if row.get("patch") else ""
+            lines.append(f"- {row['case']}, {row['side']} (in `{row['cwd']}`{patch}): `{row['command']}`")
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ import optax
 
 from dcjax import data as data_lib
 from dcjax import dsa
+from dcjax.matching import over_classes
 from dcjax.nets import uses_batch_norm
 
 # fold_in tag of DM's augmentation keys (the real batch's key stays the iteration's own).
@@ -39,17 +40,30 @@ def mean_embedding_distance(real_features: jax.Array, syn_features: jax.Array) -
     return jnp.sum((real_features.mean(axis=1) - syn_features.mean(axis=1)) ** 2, axis=-1)
 
 
-def dm_loss(embed: Callable[[jax.Array], jax.Array], real: jax.Array, syn: jax.Array, batch_norm: bool) -> jax.Array:
+def dm_loss(embed: Callable[[jax.Array], jax.Array], real: jax.Array, syn: jax.Array, batch_norm: bool,
+            augment: Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]] | None = None,
+            class_parallel: str = "vmap", class_chunk: int | None = None) -> jax.Array:
     """Sum over classes of `mean_embedding_distance` for real (C, n, H, W, ch) and synthetic
-    (C, ipc, H, W, ch) images; the real features are constants. With `batch_norm` all classes go
-    through `embed` in one pass each (shared batch statistics), otherwise class by class."""
+    (C, ipc, H, W, ch) images; the real features are constants. `augment(class, real_c, syn_c)`,
+    when given, transforms each class's two batches first. With `batch_norm` all classes go
+    through `embed` in one pass each (shared batch statistics), otherwise class by class. The
+    classes run as `class_parallel` says (`matching.over_classes`): on CPU one after another,
+    where a vmap would run all of DSA's ops for every class (its op is drawn per class)."""
+    classes = jnp.arange(syn.shape[0])
+    if augment is None:
+        augment = lambda c, r, s: (r, s)   # noqa: E731
     if batch_norm:
+        real, syn = over_classes(lambda a: augment(*a), (classes, real, syn), class_parallel, class_chunk)
         real_features = embed(real.reshape((-1,) + real.shape[2:])).reshape(real.shape[:2] + (-1,))
         syn_features = embed(syn.reshape((-1,) + syn.shape[2:])).reshape(syn.shape[:2] + (-1,))
-    else:
-        real_features = jax.vmap(embed)(real)
-        syn_features = jax.vmap(embed)(syn)
-    return jnp.sum(mean_embedding_distance(jax.lax.stop_gradient(real_features), syn_features))
+        return jnp.sum(mean_embedding_distance(jax.lax.stop_gradient(real_features), syn_features))
+
+    def one_class(args):
+        real_c, syn_c = augment(*args)
+        real_features = jax.lax.stop_gradient(embed(real_c))
+        return jnp.sum((real_features.mean(axis=0) - embed(syn_c).mean(axis=0)) ** 2)
+
+    return jnp.sum(over_classes(one_class, (classes, real, syn), class_parallel, class_chunk))
 
 
 def outer_iteration_function(module: nn.Module, config: Any, layout: Any, image_tx: optax.GradientTransformation,
@@ -70,14 +84,16 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: Any, image_
                 return module.apply(variables, x, train=True, method="embed", mutable=["batch_stats"])[0]
             return module.apply(variables, x, train=True, method="embed")
 
+        augment = None
+        if dsa.parse_strategy(strategy):
+            def augment(c, real_c, syn_c):   # one Siamese draw per class
+                key = jax.random.fold_in(aug_key, c)
+                return (dsa.augment(key, real_c, strategy, siamese=True),
+                        dsa.augment(key, syn_c, strategy, siamese=True))
+
         def loss_fn(images):
-            syn = layout.unpad(images)
-            real_batches = real
-            if dsa.parse_strategy(strategy):
-                augment = jax.vmap(lambda c, x: dsa.augment(jax.random.fold_in(aug_key, c), x, strategy, siamese=True))
-                classes = jnp.arange(syn.shape[0])
-                syn, real_batches = augment(classes, syn), augment(classes, real)
-            return dm_loss(embed, real_batches, syn, batch_norm)
+            return dm_loss(embed, real, layout.unpad(images), batch_norm, augment,
+                           config.class_parallel, config.class_chunk)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.images)
         updates, opt_state = image_tx.update(grads, state.opt_state, state.images)

@@ -164,15 +164,26 @@ def matching_loss_and_grad(apply_fn: ApplyFn, params: PyTree, frozen: PyTree, sy
     def one_class(args):
         return class_loss_and_grad(params, frozen, *args)
 
-    num_classes = syn.shape[0]
     if labels is None:
-        labels = jnp.arange(num_classes)
+        labels = jnp.arange(syn.shape[0])
+    return over_classes(one_class, (syn, real, labels), class_parallel, class_chunk)
+
+
+def over_classes(fn: Callable[[Any], Any], args: Any, class_parallel: str = "vmap",
+                 class_chunk: int | None = None) -> Any:
+    """`fn` applied to each class's slice of `args` (a pytree whose leaves have the classes first),
+    the results stacked along a new first axis: one call per class ('unroll'), a `lax.map`
+    ('map') or a `jax.vmap` ('vmap', in groups of `class_chunk` classes when given), as
+    `resolve_class_parallel` resolves `class_parallel`. Every mode gives the same values; they
+    differ in speed, memory and compilation time. A `lax.switch` inside `fn` whose index differs
+    per class stays one branch per class unrolled or mapped, but runs every branch under vmap."""
+    num_classes = jax.tree_util.tree_leaves(args)[0].shape[0]
     mode = resolve_class_parallel(class_parallel, num_classes)
     if mode == "unroll":
-        results = [one_class((syn[c], real[c], labels[c])) for c in range(num_classes)]
-        return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
+        results = [fn(jax.tree_util.tree_map(lambda a: a[c], args)) for c in range(num_classes)]
+        return jax.tree_util.tree_map(lambda *per_class: jnp.stack(per_class), *results)
     if mode == "map":
-        return jax.lax.map(one_class, (syn, real, labels))
+        return jax.lax.map(fn, args)
     if class_chunk is None or class_chunk >= num_classes:
-        return jax.vmap(one_class)((syn, real, labels))
-    return jax.lax.map(one_class, (syn, real, labels), batch_size=class_chunk)
+        return jax.vmap(fn)(args)
+    return jax.lax.map(fn, args, batch_size=class_chunk)

@@ -45,3 +45,30 @@ def test_dm_runs_any_ipc_and_batch_norm_networks_without_dsa(tmp_path):
     synset = dcjax.condense(dm_config(ipc=3, dsa_strategy="none", **{"net.norm": "batch"}), str(tmp_path))
     assert synset.images.shape == (30, 8, 8, 1) and np.isfinite(synset.images).all()
     assert synset.metadata["eval_recipe"]["augmentation"] == "none"
+
+
+def test_dm_loss_and_image_gradient_are_the_same_however_the_classes_run():
+    import jax
+    from dcjax import dsa
+    rng = np.random.default_rng(1)
+    real, syn = jnp.asarray(rng.normal(size=(3, 5, 8, 8, 1))), jnp.asarray(rng.normal(size=(3, 2, 8, 8, 1)))
+    w = jnp.asarray(rng.normal(size=(64, 6)))
+    embed = lambda x: jnp.tanh(x.reshape(x.shape[0], -1) @ w)
+    key = jax.random.PRNGKey(0)
+
+    def augment(c, real_c, syn_c):   # a per-class op: the lax.switch vmap turns into every branch
+        k = jax.random.fold_in(key, c)
+        return dsa.augment(k, real_c, siamese=True), dsa.augment(k, syn_c, siamese=True)
+
+    results = {}
+    for mode in ("vmap", "unroll", "map"):
+        for batch_norm in (False, True):
+            fn = lambda s: dm.dm_loss(embed, real, s, batch_norm, augment, mode)
+            results[mode, batch_norm] = jax.jit(jax.value_and_grad(fn))(syn)
+    for (mode, batch_norm), (loss, grad) in results.items():
+        np.testing.assert_allclose(loss, results["vmap", batch_norm][0], rtol=1e-5)
+        np.testing.assert_allclose(grad, results["vmap", batch_norm][1], rtol=1e-4, atol=1e-6)
+    assert float(jnp.abs(results["vmap", False][1]).sum()) > 0
+    # The augmentation takes part: without it the loss differs.
+    plain = dm.dm_loss(embed, real, syn, False)
+    assert not np.isclose(float(plain), float(results["vmap", False][0]))

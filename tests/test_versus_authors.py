@@ -88,6 +88,29 @@ def test_report_gives_the_authors_time_over_dcjax_and_both_commands():
               "process_environment": {}, "rows": [_row("authors", 1.5, 600, 30, 1800), _row("dcjax", 1.0, 400, 20, 2000),
                                                   _row("authors", 1.7, 700, 30, 1900)]}
     text = versus_authors.markdown(report)
-    assert "| dc_ipc1 | 200 | authors | 1.600 | 30.0 | 650 | 1900 | 70.00 +- 0.00 | 2 |" in text
+    assert "| dc_ipc1 | 200 | authors | 1.600 | 30.0 | 650 | 1900 | 70.00 +- 0.00 | - | 2 |" in text
     assert "**1.60x** | **1.50x** | **1.62x** | 0.95x" in text
     assert "`authors cmd`" in text and "`dcjax cmd`" in text
+
+
+def test_dsa_and_dm_run_a_copy_patched_for_grey_scale_and_dc_runs_the_checkout(tmp_path, monkeypatch):
+    repo = tmp_path / "authors"
+    repo.mkdir()
+    (repo / "networks.py").write_text("        out = out.view(out.size(0), -1)\n        x = x.view(x.size(0), -1)\n"
+                                      "        y = y.view(-1, 3)\n")
+    (repo / "main_DM.py").write_text("print('hi')\n")
+    monkeypatch.setenv(versus_authors.REPO_ENV, str(repo))
+    where, patch = versus_authors.authors_checkout(versus_authors.CASES["dc_ipc1"], str(tmp_path / "s"))
+    assert where == str(repo) and patch is None
+    where, patch = versus_authors.authors_checkout(versus_authors.CASES["dm_ipc10"], str(tmp_path / "s"))
+    assert "2 x" in patch and os.path.isfile(os.path.join(where, "main_DM.py"))
+    with open(os.path.join(where, "networks.py")) as f:
+        assert f.read() == ("        out = out.reshape(out.size(0), -1)\n        x = x.reshape(x.size(0), -1)\n"
+                            "        y = y.view(-1, 3)\n")
+    assert "out.view(out.size(0), -1)" in (repo / "networks.py").read_text()   # their checkout untouched
+
+
+def test_steal_share_is_the_steal_column_over_all_cpu_time():
+    assert versus_authors.steal_share([0] * 8, [60, 0, 10, 20, 0, 0, 0, 10]) == 0.1
+    assert versus_authors.steal_share(None, [1] * 8) is None
+    assert len(versus_authors.cpu_times() or [0] * 8) == 8
