@@ -36,7 +36,7 @@ EVAL_TEST_IMAGES = 2000   # test-set size of the evaluation case (a real test se
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One measurement. `kind` picks the function; the other fields are its settings."""
-    kind: str                      # peak | matching | inner | outer | eval, and torch_<the same> (the authors' code)
+    kind: str                      # peak | matching | inner | outer | eval
     label: str = ""
     classes: int = 10
     image: tuple[int, int, int] = (28, 28, 1)
@@ -305,29 +305,8 @@ def _evaluation_network_gflop(module, recipe, case: Case, options: dict[str, str
     return sum(recipe.phase_epochs()) * epoch["gflop"] + test["gflop"]
 
 
-def measure_torch(case: Case) -> dict[str, Any]:
-    """The authors' PyTorch code on the case's shapes (benchmarks/authors_code.py; needs torch and their checkout)."""
-    from benchmarks import authors_code
-    kind = case.kind[len("torch_"):]
-    if kind == "matching":
-        return authors_code.time_matching_step(case.classes, case.image, case.ipc, case.batch_real, case.repeats,
-                                               case.warmup)
-    if kind == "inner":
-        return authors_code.time_inner_update(case.classes, case.image, case.ipc, case.repeats, case.warmup)
-    if kind == "outer":
-        return authors_code.time_outer_iteration(case.classes, case.image, case.ipc, case.batch_real, case.repeats,
-                                                 case.warmup)
-    if kind == "eval":
-        if case.num_models != 1:
-            raise ValueError("the authors' code trains evaluation networks one at a time: use num_models=1")
-        return authors_code.time_evaluation(case.classes, case.image, case.ipc, case.epochs, case.test_images,
-                                            case.repeats)
-    raise ValueError(f"no authors' code for kind {case.kind!r}")
-
-
 MEASURES = {"peak": measure_peak, "matching": measure_matching, "inner": measure_inner,
-            "outer": measure_outer, "eval": measure_eval,
-            **{f"torch_{kind}": measure_torch for kind in ("matching", "inner", "outer", "eval")}}
+            "outer": measure_outer, "eval": measure_eval}
 
 
 def measure(case: Case) -> dict[str, Any]:
@@ -363,11 +342,6 @@ def machine_description() -> dict[str, Any]:
     described = {"cpu": provenance.cpu_model(), "cores": os.cpu_count(), "memory_gib": round(memory_gb, 1),
                  "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
                  "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
-    try:
-        import torch
-        described["torch"] = torch.__version__
-    except ImportError:
-        pass
     return described
 
 

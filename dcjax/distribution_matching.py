@@ -66,6 +66,15 @@ def dm_loss(embed: Callable[[jax.Array], jax.Array], real: jax.Array, syn: jax.A
     return jnp.sum(over_classes(one_class, (classes, real, syn), class_parallel, class_chunk))
 
 
+def siamese_class_augment(key: jax.Array, strategy: str) -> Callable:
+    """(class, real_c, syn_c) -> both batches through one Siamese DSA draw, the class's own."""
+    def augment(c, real_c, syn_c):
+        class_key = jax.random.fold_in(key, c)
+        return (dsa.augment(class_key, real_c, strategy, siamese=True),
+                dsa.augment(class_key, syn_c, strategy, siamese=True))
+    return augment
+
+
 def outer_iteration_function(module: nn.Module, config: Any, layout: Any, image_tx: optax.GradientTransformation,
                              state_type: Any, iteration_keys: Callable) -> Callable:
     """One DM iteration as a pure function of (state, dataset) -> (next state, loss per class),
@@ -84,12 +93,7 @@ def outer_iteration_function(module: nn.Module, config: Any, layout: Any, image_
                 return module.apply(variables, x, train=True, method="embed", mutable=["batch_stats"])[0]
             return module.apply(variables, x, train=True, method="embed")
 
-        augment = None
-        if dsa.parse_strategy(strategy):
-            def augment(c, real_c, syn_c):   # one Siamese draw per class
-                key = jax.random.fold_in(aug_key, c)
-                return (dsa.augment(key, real_c, strategy, siamese=True),
-                        dsa.augment(key, syn_c, strategy, siamese=True))
+        augment = siamese_class_augment(aug_key, strategy) if dsa.parse_strategy(strategy) else None
 
         def loss_fn(images):
             return dm_loss(embed, real, layout.unpad(images), batch_norm, augment,

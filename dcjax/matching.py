@@ -110,8 +110,7 @@ def resolve_class_parallel(mode: str, num_classes: int | None = None) -> str:
     % faster there (0.97 vs 1.00 s at 28x28x1, batch_real 64; 1.07 vs 1.08 and 4.17 vs 4.24 s at
     32x32x3, batch_real 64 and 256) and compile in 7-8 s against 2.4-2.5 s; earlier scratch probes
     found unrolled 5-10 % faster at 28x28x1 and at small real batches (benchmarks/explore/NOTES.md,
-    sessions 7 and 9). So few classes stay unrolled, as the CPU figures against the authors' code
-    were measured.
+    sessions 7 and 9). So few classes stay unrolled.
     `num_classes` None resolves 'auto' as for few classes.
     """
     if mode not in CLASS_PARALLEL:
