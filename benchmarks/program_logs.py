@@ -69,10 +69,24 @@ def _uninterrupted_stretches(parsed: dict[str, Any]) -> list[tuple[dict, dict]]:
             if not any(a["at_s"] <= end and start <= b["at_s"] for start, end in busy)]
 
 
+def _stretches_into_evaluations(parsed: dict[str, Any]) -> list[tuple[float, float]]:
+    """(seconds, iterations) from the last `iter =` line before each evaluation to its header: an
+    evaluation at iteration e starts before e trains, so after the line of iteration a it covers
+    a+1 .. e-1. A short run (K=10 prints only iterations 0 and 10) has no other clean stretch."""
+    out = []
+    for e in parsed["evaluations"]:
+        before = [p for p in parsed["iterations"] if p["at_s"] <= e["start_s"]]
+        if before and e["iteration"] - before[-1]["iteration"] > 1:
+            out.append((e["start_s"] - before[-1]["at_s"], e["iteration"] - before[-1]["iteration"] - 1))
+    return out
+
+
 def authors_iteration_seconds(parsed: dict[str, Any]) -> list[float]:
     """Seconds per outer iteration over each stretch between two `iter =` lines (they come every
-    10 iterations) that no evaluation interrupts, from the harness's stamps."""
-    return [(b["at_s"] - a["at_s"]) / (b["iteration"] - a["iteration"]) for a, b in _uninterrupted_stretches(parsed)]
+    10 iterations) that no evaluation interrupts, and from the last line before an evaluation to
+    its start, from the harness's stamps."""
+    clean = [(b["at_s"] - a["at_s"], b["iteration"] - a["iteration"]) for a, b in _uninterrupted_stretches(parsed)]
+    return [seconds / count for seconds, count in clean + _stretches_into_evaluations(parsed)]
 
 
 def authors_own_clock_rate(parsed: dict[str, Any]) -> float | None:

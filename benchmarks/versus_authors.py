@@ -352,14 +352,23 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {name} | | **authors / dcjax** | **{_ratio(t['per_iteration_s'], d['per_iteration_s'])}** | "
                          f"**{_ratio(t['eval_network_s'], d['eval_network_s'])}** | **{_ratio(t['wall_s'], d['wall_s'])}**"
                          f" | {_ratio(t['peak_rss_mb'], d['peak_rss_mb'])} | | | |")
-    lines += ["", "Commands, one per side and case:", ""]
+    lines += ["", "Commands, one per side and case, and the dcjax commit each was run at:", ""]
     seen = set()
     for row in report["rows"]:
         if (row["case"], row["side"]) not in seen:
             seen.add((row["case"], row["side"]))
             patch = f"; their code patched: {row['patch']}" if row.get("patch") else ""
-            lines.append(f"- {row['case']}, {row['side']} (in `{row['cwd']}`{patch}): `{row['command']}`")
+            commits = sorted({_commit(r) for r in report["rows"] if r["case"] == row["case"]})
+            lines.append(f"- {row['case']}, {row['side']} (in `{row['cwd']}`{patch}; at {', '.join(commits)}): "
+                         f"`{row['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def _commit(row: dict[str, Any]) -> str:
+    """A row's dcjax commit, short, '+ changes' when the tree was dirty ('?' for rows without one)."""
+    if not row.get("commit"):
+        return "?"
+    return row["commit"][:7] + (" + uncommitted changes" if row.get("dirty") else "")
 
 
 def write(report: dict[str, Any], out: str, name: str) -> tuple[str, str]:
@@ -406,8 +415,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for repeat in range(args.repeats):
             sides = ("authors", "dcjax") if repeat % 2 == 0 else ("dcjax", "authors")
             for side in sides:
+                at = provenance()   # a report may gather runs of several commits (--append)
                 row = run_case(case, side, args.scratch, args.npz, data_path)
-                row.update(repeat=repeat, iterations=case.iterations, num_eval=case.num_eval)
+                row.update(repeat=repeat, iterations=case.iterations, num_eval=case.num_eval,
+                           commit=at["commit"], dirty=at["dirty"])
                 report["rows"].append(row)
                 write(report, args.out, args.name)
                 print(f"{name} {side}: whole run {row['wall_s']:.0f} s, per iteration "

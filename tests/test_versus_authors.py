@@ -26,8 +26,10 @@ def test_authors_log_gives_iterations_evaluation_networks_and_accuracy():
 
 def test_iteration_rate_leaves_out_stretches_an_evaluation_interrupts():
     parsed = program_logs.parse_authors_log(program_logs.read_stamped(SAMPLE))
-    # 0 -> 10 is clean; 10 -> 20 holds the evaluation (main.py evaluates before the last iteration).
-    assert program_logs.authors_iteration_seconds(parsed) == [pytest.approx((38.423 - 20.853) / 10)]
+    # 0 -> 10 is clean; 10 -> 20 holds the evaluation (main.py evaluates before the last iteration),
+    # so from 10 only iterations 11..19 run before the evaluation's header.
+    assert program_logs.authors_iteration_seconds(parsed) == [pytest.approx((38.423 - 20.853) / 10),
+                                                              pytest.approx((56.985 - 38.423) / 9)]
     assert program_logs.authors_own_clock_rate(parsed) == pytest.approx(1.8)
 
 
@@ -90,7 +92,9 @@ def test_report_gives_the_authors_time_over_dcjax_and_both_commands():
     text = versus_authors.markdown(report)
     assert "| dc_ipc1 | 200 | authors | 1.600 | 30.0 | 650 | 1900 | 70.00 +- 0.00 | - | 2 |" in text
     assert "**1.60x** | **1.50x** | **1.62x** | 0.95x" in text
-    assert "`authors cmd`" in text and "`dcjax cmd`" in text
+    assert "`authors cmd`" in text and "`dcjax cmd`" in text and "at ?)" in text
+    report["rows"][0].update(commit="b" * 40, dirty=False)
+    assert "at ?, bbbbbbb)" in versus_authors.markdown(report)
 
 
 def test_dsa_and_dm_run_a_copy_patched_for_grey_scale_and_dc_runs_the_checkout(tmp_path, monkeypatch):
