@@ -86,10 +86,6 @@ class Case:
     def name(self) -> str:
         return f"{self.method}_ipc{self.ipc}"
 
-    @property
-    def eval_epochs(self) -> int:
-        return 300 if self.method == "dc" else 1000
-
 
 CASES = {c.name: c for c in (
     Case("dc", 1, 200, 5, 64, "noise"), Case("dc", 10, 10, 5, 64, "noise"),

@@ -61,7 +61,7 @@ def dm_loss(embed: Callable[[jax.Array], jax.Array], real: jax.Array, syn: jax.A
     def one_class(args):
         real_c, syn_c = augment(*args)
         real_features = jax.lax.stop_gradient(embed(real_c))
-        return jnp.sum((real_features.mean(axis=0) - embed(syn_c).mean(axis=0)) ** 2)
+        return mean_embedding_distance(real_features[None], embed(syn_c)[None])[0]
 
     return jnp.sum(over_classes(one_class, (classes, real, syn), class_parallel, class_chunk))
 
